@@ -1,0 +1,54 @@
+# EdgeOS: the two commands are `make run` and `make test`; the rest are their parts.
+# Every target installs what it needs first (tools/install-deps.sh is quick when nothing is missing).
+
+SYSTEM ?= system.xml
+BOARD  ?= qemu-virt-aarch64
+IMAGE  ?= build/edgeos.img
+REPORT ?= build/edgeos.report.txt
+FUZZ_SECONDS ?= 20
+EDGEOS := cargo run -q --release --bin edgeos --
+
+.PHONY: run test deps bare image check graph host-test lint system-test fuzz-smoke clean
+
+## run: build the default system (system.xml) and boot it in QEMU (Ctrl-A X quits)
+run: image
+	qemu/run.sh $(IMAGE)
+
+## test: every test: host unit and fixture tests, lints, QEMU system tests, a fuzz smoke run
+test: deps host-test lint system-test fuzz-smoke
+	@echo "make test: all suites passed"
+
+deps:
+	@tools/install-deps.sh
+
+## bare: the kernel and every PD program, for aarch64-unknown-none, into build/elf/
+bare: deps
+	@tools/build-bare.sh
+
+## image: the bootable image of $(SYSTEM) and its report
+image: bare
+	$(EDGEOS) build $(SYSTEM) --board $(BOARD) --search-path build/elf -o $(IMAGE) --report $(REPORT)
+
+## check: validate $(SYSTEM)
+check:
+	$(EDGEOS) check $(SYSTEM)
+
+## graph: $(SYSTEM) as Graphviz DOT and SVG in build/
+graph:
+	@mkdir -p build
+	$(EDGEOS) graph $(SYSTEM) -o build/system.dot --svg build/system.svg
+
+host-test:
+	cargo test -q
+
+lint:
+	cargo clippy -q --all-targets -- -D warnings
+
+system-test: bare
+	tests/system/run.sh
+
+fuzz-smoke:
+	libs/sysdesc/fuzz/run.sh $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build target

@@ -1,0 +1,358 @@
+//! The fixed-size records of the boot blob, with their byte encodings.
+// Encoding is only compiled into the host tool (feature `alloc`); the kernel only decodes.
+#![cfg_attr(not(any(test, feature = "alloc")), allow(dead_code))]
+
+use crate::{read_u32, read_u64};
+
+/// Access rights of a segment or a map.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Perms {
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+}
+
+impl Perms {
+    const R: u32 = 1;
+    const W: u32 = 2;
+    const X: u32 = 4;
+
+    /// Bits as stored: R=1, W=2, X=4.
+    pub fn bits(self) -> u32 {
+        ((self.read as u32) * Self::R) | ((self.write as u32) * Self::W) | ((self.execute as u32) * Self::X)
+    }
+    /// The inverse of [`Perms::bits`]; unknown bits make the perms invalid (see [`Perms::is_valid`]).
+    pub fn from_bits(bits: u32) -> Self {
+        Perms { read: bits & Self::R != 0, write: bits & Self::W != 0, execute: bits & Self::X != 0 }
+    }
+    /// Something must be granted, write needs read, and nothing is both writable and executable
+    /// (W^X).
+    pub fn is_valid(self) -> bool {
+        if self.write { self.read && !self.execute } else { self.read || self.execute }
+    }
+}
+
+/// A string in the string table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StrRef {
+    pub offset: u32,
+    pub len: u32,
+}
+
+/// A run of records in another table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Range {
+    pub first: u32,
+    pub count: u32,
+}
+
+impl Range {
+    /// As a `Range<usize>` of table indices.
+    pub fn as_range(self) -> core::ops::Range<usize> {
+        self.first as usize..(self.first as usize + self.count as usize)
+    }
+}
+
+/// One protection domain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProtectionDomain {
+    pub name: StrRef,
+    /// 0..=254, higher runs first.
+    pub priority: u8,
+    /// Runs only inside protected calls (after its `init`).
+    pub passive: bool,
+    /// May ask the kernel to make SMC calls.
+    pub smc: bool,
+    pub budget_us: u64,
+    pub period_us: u64,
+    /// Index of the parent PD, or [`crate::NO_PD`].
+    pub parent: u32,
+    /// This PD's id as its parent's child (meaningful only with a parent).
+    pub child_id: u32,
+    pub cpu: u32,
+    /// Entry point (user virtual address).
+    pub entry: u64,
+    /// Highest address of the stack (exclusive); the stack grows down from here.
+    pub stack_top: u64,
+    pub stack_size: u64,
+    /// Virtual address of the PD's IPC buffer page (`__sel4_ipc_buffer_obj`), 0 if it has none.
+    pub ipc_buffer: u64,
+    pub segments: Range,
+    pub maps: Range,
+    pub irqs: Range,
+}
+
+/// A loadable ELF segment of a PD.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Segment {
+    /// Page-aligned start.
+    pub vaddr: u64,
+    /// Bytes of address space (a multiple of the page size is not required; round up).
+    pub mem_size: u64,
+    /// Bytes present in the blob; the rest up to `mem_size` is zero.
+    pub file_size: u64,
+    /// Where the file bytes sit inside the blob (page aligned; the pad to the page end is zero).
+    pub data_offset: u64,
+    pub perms: Perms,
+}
+
+/// A memory region, placed by the tool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Region {
+    pub paddr: u64,
+    pub size: u64,
+    /// 4 KiB or 2 MiB.
+    pub page_size: u64,
+    /// Region flags, see the `REGION_*` constants.
+    pub flags: u32,
+}
+
+/// The kernel must zero the region at boot (RAM that the tool allocated and did not prefill).
+pub const REGION_ZERO: u32 = 1;
+/// The region is at a fixed physical address given in the description (device or DMA memory).
+pub const REGION_FIXED: u32 = 2;
+
+/// A memory region mapped into a PD.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Map {
+    /// Index into the region table.
+    pub region: u32,
+    pub vaddr: u64,
+    pub perms: Perms,
+    /// False for device memory.
+    pub cached: bool,
+}
+
+/// Level or edge triggered interrupt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Trigger {
+    #[default]
+    Level,
+    Edge,
+}
+
+/// A hardware interrupt delivered to a PD as a notification.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Irq {
+    /// Hardware interrupt number (GIC INTID).
+    pub irq: u32,
+    /// The channel id the PD sees it on.
+    pub channel_id: u32,
+    pub trigger: Trigger,
+}
+
+/// One end of a channel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChannelEnd {
+    pub pd: u32,
+    pub id: u32,
+    /// This end may make protected calls to the other end.
+    pub pp: bool,
+    /// This end may notify the other end.
+    pub notify: bool,
+}
+
+/// A channel between two PDs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Channel {
+    pub ends: [ChannelEnd; 2],
+}
+
+/// Encoding of one record kind.
+pub(crate) trait Record: Sized {
+    const SIZE: usize;
+    fn decode(b: &[u8]) -> Self;
+    fn encode(&self, out: &mut [u8]);
+}
+
+/// Writes little-endian fields into a record buffer in order.
+pub(crate) struct Writer<'a> {
+    out: &'a mut [u8],
+    at: usize,
+}
+
+impl<'a> Writer<'a> {
+    pub(crate) fn new(out: &'a mut [u8]) -> Self {
+        Writer { out, at: 0 }
+    }
+    pub(crate) fn u32(&mut self, v: u32) -> &mut Self {
+        self.out[self.at..self.at + 4].copy_from_slice(&v.to_le_bytes());
+        self.at += 4;
+        self
+    }
+    pub(crate) fn u64(&mut self, v: u64) -> &mut Self {
+        self.out[self.at..self.at + 8].copy_from_slice(&v.to_le_bytes());
+        self.at += 8;
+        self
+    }
+}
+
+/// Reads little-endian fields from a record in order.
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn u32(&mut self) -> u32 {
+        let v = read_u32(self.b, self.at);
+        self.at += 4;
+        v
+    }
+    fn u64(&mut self) -> u64 {
+        let v = read_u64(self.b, self.at);
+        self.at += 8;
+        v
+    }
+}
+
+const PD_PASSIVE: u32 = 1;
+const PD_SMC: u32 = 2;
+
+impl Record for ProtectionDomain {
+    const SIZE: usize = 112;
+    fn decode(b: &[u8]) -> Self {
+        let mut r = Reader { b, at: 0 };
+        let name = StrRef { offset: r.u32(), len: r.u32() };
+        let priority = r.u32();
+        let flags = r.u32();
+        ProtectionDomain {
+            name,
+            // Out-of-range priorities are refused by validation; clamp so decoding is total.
+            priority: priority.min(255) as u8,
+            passive: flags & PD_PASSIVE != 0,
+            smc: flags & PD_SMC != 0,
+            budget_us: r.u64(),
+            period_us: r.u64(),
+            parent: r.u32(),
+            child_id: r.u32(),
+            cpu: r.u32(),
+            entry: {
+                r.u32(); // padding
+                r.u64()
+            },
+            stack_top: r.u64(),
+            stack_size: r.u64(),
+            ipc_buffer: r.u64(),
+            segments: Range { first: r.u32(), count: r.u32() },
+            maps: Range { first: r.u32(), count: r.u32() },
+            irqs: Range { first: r.u32(), count: r.u32() },
+        }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        let flags = ((self.passive as u32) * PD_PASSIVE) | ((self.smc as u32) * PD_SMC);
+        Writer::new(out)
+            .u32(self.name.offset)
+            .u32(self.name.len)
+            .u32(self.priority as u32)
+            .u32(flags)
+            .u64(self.budget_us)
+            .u64(self.period_us)
+            .u32(self.parent)
+            .u32(self.child_id)
+            .u32(self.cpu)
+            .u32(0)
+            .u64(self.entry)
+            .u64(self.stack_top)
+            .u64(self.stack_size)
+            .u64(self.ipc_buffer)
+            .u32(self.segments.first)
+            .u32(self.segments.count)
+            .u32(self.maps.first)
+            .u32(self.maps.count)
+            .u32(self.irqs.first)
+            .u32(self.irqs.count);
+    }
+}
+
+impl Record for Segment {
+    const SIZE: usize = 40;
+    fn decode(b: &[u8]) -> Self {
+        let mut r = Reader { b, at: 0 };
+        Segment {
+            vaddr: r.u64(),
+            mem_size: r.u64(),
+            file_size: r.u64(),
+            data_offset: r.u64(),
+            perms: Perms::from_bits(r.u32()),
+        }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        Writer::new(out)
+            .u64(self.vaddr)
+            .u64(self.mem_size)
+            .u64(self.file_size)
+            .u64(self.data_offset)
+            .u32(self.perms.bits())
+            .u32(0);
+    }
+}
+
+impl Record for Region {
+    const SIZE: usize = 32;
+    fn decode(b: &[u8]) -> Self {
+        let mut r = Reader { b, at: 0 };
+        Region { paddr: r.u64(), size: r.u64(), page_size: r.u64(), flags: r.u32() }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        Writer::new(out).u64(self.paddr).u64(self.size).u64(self.page_size).u32(self.flags).u32(0);
+    }
+}
+
+impl Record for Map {
+    const SIZE: usize = 24;
+    fn decode(b: &[u8]) -> Self {
+        let mut r = Reader { b, at: 0 };
+        let region = r.u32();
+        let perms = Perms::from_bits(r.u32());
+        let vaddr = r.u64();
+        let cached = r.u32() != 0;
+        Map { region, vaddr, perms, cached }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        Writer::new(out).u32(self.region).u32(self.perms.bits()).u64(self.vaddr).u32(self.cached as u32).u32(0);
+    }
+}
+
+impl Record for Irq {
+    const SIZE: usize = 16;
+    fn decode(b: &[u8]) -> Self {
+        let mut r = Reader { b, at: 0 };
+        let irq = r.u32();
+        let channel_id = r.u32();
+        let trigger = if r.u32() == 1 { Trigger::Edge } else { Trigger::Level };
+        Irq { irq, channel_id, trigger }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        let trigger = match self.trigger {
+            Trigger::Level => 0,
+            Trigger::Edge => 1,
+        };
+        Writer::new(out).u32(self.irq).u32(self.channel_id).u32(trigger).u32(0);
+    }
+}
+
+const END_PP: u32 = 1;
+const END_NOTIFY: u32 = 2;
+
+impl Record for Channel {
+    const SIZE: usize = 24;
+    fn decode(b: &[u8]) -> Self {
+        let mut r = Reader { b, at: 0 };
+        let mut end = || {
+            let pd = r.u32();
+            let id = r.u32();
+            let flags = r.u32();
+            ChannelEnd { pd, id, pp: flags & END_PP != 0, notify: flags & END_NOTIFY != 0 }
+        };
+        let a = end();
+        let b = end();
+        Channel { ends: [a, b] }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        let mut w = Writer::new(out);
+        for e in &self.ends {
+            w.u32(e.pd).u32(e.id).u32(((e.pp as u32) * END_PP) | ((e.notify as u32) * END_NOTIFY));
+        }
+    }
+}

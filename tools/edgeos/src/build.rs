@@ -1,0 +1,665 @@
+//! `edgeos build`: resolve program images, lay out physical memory, patch PD variables and lower
+//! the description into the boot blob, then write one bootable image and a report.
+//!
+//! Physical layout on every board:
+//! ```text
+//! kernel_paddr: kernel segments | boot blob (page aligned) | memory regions (each aligned to
+//! its page size) | ... free RAM for the kernel's allocator (from `reserved_end_paddr`)
+//! ```
+//! Regions with a fixed `phys_addr` stay where the description puts them; one inside RAM moves
+//! `reserved_end_paddr` past itself so the kernel never hands its frames out.
+
+use std::path::{Path, PathBuf};
+
+use bootinfo::board::Board;
+use bootinfo::layout::{align_up, stack_reservation, PAGE_SIZE, PD_STACK_TOP, USER_TOP};
+use bootinfo::{Builder, Perms};
+use sysdesc::{Diagnostic, Pos, Severity, SystemDescription};
+
+use crate::elf::{PatchError, ProgramImage};
+use crate::image::{write_elf, ImageSegment};
+use crate::Loaded;
+
+/// Symbol of the kernel image expected on the search path when `--kernel` is not given.
+pub const DEFAULT_KERNEL: &str = "edgeos-kernel.elf";
+/// The PD runtime's IPC buffer page, found by symbol (as Microkit does).
+pub const IPC_BUFFER_SYMBOL: &str = "__sel4_ipc_buffer_obj";
+
+/// What `build` needs besides the description.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub board: &'static Board,
+    /// Folders searched in order for program images, prefill files and the kernel.
+    pub search_path: Vec<PathBuf>,
+    pub kernel: Option<PathBuf>,
+}
+
+/// A built system.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The bootable ELF image.
+    pub image: Vec<u8>,
+    /// Where everything landed, for people.
+    pub report: String,
+}
+
+/// Why a build failed.
+#[derive(Debug)]
+pub enum BuildError {
+    /// Located problems in the description (missing images, overlaps, unsupported features...).
+    Description(Vec<Diagnostic>),
+    /// A problem with no place in the description (the kernel image, memory exhausted).
+    Other(String),
+}
+
+/// Where one memory region landed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlacedRegion {
+    pub paddr: u64,
+    pub size: u64,
+    pub page_size: u64,
+    pub flags: u32,
+}
+
+/// A PD's program after loading and page alignment.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadedPd {
+    pub image: ProgramImage,
+    pub image_path: PathBuf,
+}
+
+/// Everything the report needs.
+pub(crate) struct Layout<'a> {
+    pub system: &'a SystemDescription,
+    pub board: &'static Board,
+    pub kernel_path: PathBuf,
+    pub kernel_range: (u64, u64),
+    pub blob_range: (u64, u64),
+    pub reserved_end: u64,
+    pub regions: Vec<PlacedRegion>,
+    pub pds: Vec<LoadedPd>,
+}
+
+/// A variable to patch in a PD's image.
+struct Patch {
+    pd: usize,
+    symbol: String,
+    value: PatchValue,
+    /// Where the description asks for it (None: runtime symbols the tool fills on its own,
+    /// which are optional).
+    pos: Option<Pos>,
+}
+
+enum PatchValue {
+    Word(u64),
+    RegionPaddr(usize),
+    Name(String),
+}
+
+struct Ctx<'a> {
+    loaded: &'a Loaded,
+    diags: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, pos: Pos, message: impl Into<String>, hint: impl Into<Option<String>>) {
+        self.diags.push(Diagnostic::at(Severity::Error, &self.loaded.name, pos, message, hint.into()));
+    }
+}
+
+fn find_file(search: &[PathBuf], name: &str) -> Option<PathBuf> {
+    let p = Path::new(name);
+    if p.is_absolute() {
+        return p.is_file().then(|| p.to_path_buf());
+    }
+    search.iter().map(|d| d.join(p)).find(|c| c.is_file())
+}
+
+fn search_list(search: &[PathBuf]) -> String {
+    search.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn perms_str(p: Perms) -> String {
+    format!("{}{}{}", if p.read { "r" } else { "" }, if p.write { "w" } else { "" }, if p.execute { "x" } else { "" })
+}
+
+fn to_perms(p: &sysdesc::Perms) -> Perms {
+    Perms { read: p.r, write: p.w, execute: p.x }
+}
+
+fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
+    a.0 < b.1 && b.0 < a.1
+}
+
+/// Builds the image. All located problems are collected and returned together.
+pub fn build(loaded: &Loaded, system: &SystemDescription, options: &Options) -> Result<Built, BuildError> {
+    let mut cx = Ctx { loaded, diags: Vec::new() };
+    refuse_unsupported(&mut cx, system, options.board);
+
+    // The kernel.
+    let kernel_path = match &options.kernel {
+        Some(p) => p.clone(),
+        None => find_file(&options.search_path, DEFAULT_KERNEL).ok_or_else(|| {
+            BuildError::Other(format!(
+                "kernel image '{DEFAULT_KERNEL}' not found (searched: {}); build it with `make bare` or pass --kernel",
+                search_list(&options.search_path)
+            ))
+        })?,
+    };
+    let kernel_bytes = std::fs::read(&kernel_path)
+        .map_err(|e| BuildError::Other(format!("cannot read kernel {}: {e}", kernel_path.display())))?;
+    let kernel = ProgramImage::parse(&kernel_bytes)
+        .map_err(|e| BuildError::Other(format!("kernel {}: {e}", kernel_path.display())))?;
+    let kernel_start = kernel.segments.iter().map(|s| s.paddr).min().unwrap_or(0);
+    let kernel_end = kernel.segments.iter().map(|s| s.paddr + s.mem_size).max().unwrap_or(0);
+    if kernel_start < options.board.kernel_paddr || !options.board.in_ram(kernel_start, kernel_end - kernel_start) {
+        return Err(BuildError::Other(format!(
+            "kernel {} is linked at physical {kernel_start:#x}..{kernel_end:#x}, outside {}'s RAM above {:#x}",
+            kernel_path.display(),
+            options.board.name,
+            options.board.kernel_paddr
+        )));
+    }
+
+    // Program images.
+    let mut pds: Vec<Option<LoadedPd>> = Vec::new();
+    for pd in &system.protection_domains {
+        pds.push(load_pd(&mut cx, pd, &options.search_path));
+    }
+    for (i, pd) in system.protection_domains.iter().enumerate() {
+        if let Some(l) = &pds[i] {
+            check_address_space(&mut cx, system, pd, l);
+        }
+    }
+
+    // Variables: first with placeholder values so that every patched symbol gets file bytes
+    // (which fixes the blob's size), then again with the final values once memory is laid out.
+    let patches = collect_patches(system);
+    for p in &patches {
+        let Some(l) = pds[p.pd].as_mut() else { continue };
+        let bytes = placeholder(p, l);
+        apply_patch(&mut cx, p, l, &bytes);
+    }
+    if !cx.diags.is_empty() {
+        return Err(BuildError::Description(cx.diags));
+    }
+    let pds: Vec<LoadedPd> = pds.into_iter().map(|p| p.expect("loaded when no errors")).collect();
+
+    // Blob size, then physical layout.
+    let mut builder = lower(system, &pds, &[]);
+    let blob_paddr = align_up(kernel_end, PAGE_SIZE);
+    let blob_len = builder.encoded_len() as u64;
+    let (regions, prefills, reserved_end) = place_regions(&mut cx, system, options, blob_paddr + blob_len)?;
+    if !cx.diags.is_empty() {
+        return Err(BuildError::Description(cx.diags));
+    }
+
+    // Final values.
+    let mut pds = pds;
+    for p in &patches {
+        let bytes = match &p.value {
+            PatchValue::RegionPaddr(r) => word_bytes(regions[*r].paddr, &pds[p.pd], &p.symbol),
+            _ => placeholder(p, &pds[p.pd]),
+        };
+        apply_patch(&mut cx, p, &mut pds[p.pd], &bytes);
+    }
+    builder = lower(system, &pds, &regions);
+    let blob = builder.finish(reserved_end);
+    debug_assert_eq!(blob.len() as u64, blob_len);
+    bootinfo::BootInfo::parse(&blob).map_err(|e| BuildError::Other(format!("internal error: {e}")))?;
+
+    let mut segments: Vec<ImageSegment> = kernel
+        .segments
+        .iter()
+        .map(|s| ImageSegment {
+            paddr: s.paddr,
+            vaddr: s.vaddr,
+            mem_size: s.mem_size,
+            data: s.data.clone(),
+            flags: elf_flags(s.perms),
+        })
+        .collect();
+    segments.push(ImageSegment { paddr: blob_paddr, vaddr: blob_paddr, mem_size: blob_len, data: blob, flags: 4 });
+    for (region, data) in prefills {
+        let r = regions[region];
+        segments.push(ImageSegment { paddr: r.paddr, vaddr: r.paddr, mem_size: data.len() as u64, data, flags: 4 });
+    }
+    let image = write_elf(kernel.entry, &segments);
+    let layout = Layout {
+        system,
+        board: options.board,
+        kernel_path,
+        kernel_range: (kernel_start, kernel_end),
+        blob_range: (blob_paddr, blob_paddr + blob_len),
+        reserved_end,
+        regions,
+        pds,
+    };
+    let report = crate::report::write(&layout, image.len());
+    Ok(Built { image, report })
+}
+
+fn elf_flags(p: Perms) -> u32 {
+    (p.execute as u32) | (p.write as u32) << 1 | (p.read as u32) << 2
+}
+
+/// Features the description dialect has but this board's kernel does not implement yet.
+fn refuse_unsupported(cx: &mut Ctx, system: &SystemDescription, board: &Board) {
+    let hint = || Some("remove it, or build for a board that supports it".to_string());
+    let name = board.name;
+    if let Some(d) = &system.domains {
+        cx.error(d.pos, format!("domain scheduling ('domains') is not supported on {name} yet"), hint());
+    }
+    for a in &system.io_address_spaces {
+        cx.error(a.pos, format!("IOMMU address spaces ('io_address_space') are not supported on {name} yet"), hint());
+    }
+    for pd in &system.protection_domains {
+        if let Some(vm) = &pd.virtual_machine {
+            cx.error(vm.pos, format!("virtual machines ('virtual_machine') are not supported on {name} yet"), hint());
+        }
+        if let Some(cs) = &pd.cspace {
+            cx.error(cs.pos, format!("'cspace' capabilities are not supported on {name} yet"), hint());
+        }
+        if pd.smc == Some(true) {
+            cx.error(pd.attr_pos("smc"), format!("SMC forwarding ('smc=\"true\"') is not supported on {name} yet"), hint());
+        }
+        for map in &pd.maps {
+            if map.perms.w && map.perms.x {
+                cx.error(
+                    map.attr_pos("perms"),
+                    format!("map of '{}' is both writable and executable; EdgeOS enforces W^X", map.mr),
+                    Some("use perms=\"rw\" for data or perms=\"rx\" for code".to_string()),
+                );
+            }
+        }
+    }
+    for mr in &system.memory_regions {
+        if let Some(sysdesc::Prefill::Bootinfo(_)) = &mr.prefill {
+            cx.error(mr.attr_pos("prefill_bootinfo"), format!("'prefill_bootinfo' is x86-only and not supported on {name}"), hint());
+        }
+    }
+}
+
+fn load_pd(cx: &mut Ctx, pd: &sysdesc::ProtectionDomain, search: &[PathBuf]) -> Option<LoadedPd> {
+    let pi = &pd.program_image;
+    let path_pos = pi.attrs.get_or("path", pi.pos);
+    let Some(path) = find_file(search, &pi.path) else {
+        cx.error(
+            path_pos,
+            format!("program image '{}' of protection domain '{}' not found", pi.path, pd.name),
+            Some(format!("searched: {}; build the PD first (`make bare`) or fix the path", search_list(search))),
+        );
+        return None;
+    };
+    let read = |cx: &mut Ctx, path: &Path, pos: Pos| -> Option<ProgramImage> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                cx.error(pos, format!("cannot read program image {}: {e}", path.display()), None);
+                return None;
+            }
+        };
+        match ProgramImage::parse(&bytes) {
+            Ok(img) => Some(img),
+            Err(e) => {
+                cx.error(
+                    pos,
+                    format!("program image {} of '{}' is unusable: {e}", path.display(), pd.name),
+                    Some("PD programs are aarch64 ELF executables (cargo --target aarch64-unknown-none)".to_string()),
+                );
+                None
+            }
+        }
+    };
+    let mut image = read(cx, &path, path_pos)?;
+    if let Some(sym_path) = &pi.path_for_symbols {
+        let pos = pi.attrs.get_or("path_for_symbols", pi.pos);
+        let Some(found) = find_file(search, sym_path) else {
+            cx.error(pos, format!("symbol file '{sym_path}' not found"), Some(format!("searched: {}", search_list(search))));
+            return None;
+        };
+        image.symbols = read(cx, &found, pos)?.symbols;
+    }
+    let mut ok = true;
+    for (i, s) in image.segments.iter().enumerate() {
+        if !s.perms.is_valid() {
+            ok = false;
+            cx.error(
+                path_pos,
+                format!("segment {i} of {} has perms '{}'; EdgeOS loads only W^X segments", path.display(), perms_str(s.perms)),
+                Some("link code and data into separate segments (the PD linker script in libs/microkit does)".to_string()),
+            );
+        }
+    }
+    for (i, a) in image.segments.iter().enumerate() {
+        for b in &image.segments[i + 1..] {
+            if overlaps(a.page_range(), b.page_range()) && a.perms != b.perms {
+                ok = false;
+                cx.error(
+                    path_pos,
+                    format!("segments of {} at {:#x} and {:#x} share a page with different perms", path.display(), a.vaddr, b.vaddr),
+                    Some("align segments to 4 KiB pages in the linker script".to_string()),
+                );
+            }
+        }
+    }
+    if let Some(ipc) = image.symbol(IPC_BUFFER_SYMBOL) {
+        if ipc.addr % PAGE_SIZE != 0 || ipc.size < PAGE_SIZE {
+            ok = false;
+            cx.error(
+                path_pos,
+                format!("'{IPC_BUFFER_SYMBOL}' in {} is not a page-aligned 4 KiB page ({:#x}, {} bytes)", path.display(), ipc.addr, ipc.size),
+                Some("declare it through the PD runtime (libs/microkit), which aligns it".to_string()),
+            );
+        }
+    }
+    ok.then_some(LoadedPd { image, image_path: path })
+}
+
+/// Maps against segments, the stack and the user address-space limit.
+fn check_address_space(cx: &mut Ctx, system: &SystemDescription, pd: &sysdesc::ProtectionDomain, l: &LoadedPd) {
+    let stack = stack_reservation(pd.stack_size);
+    for s in &l.image.segments {
+        let pages = s.page_range();
+        if pages.0 < PAGE_SIZE || pages.1 > USER_TOP || overlaps(pages, stack) {
+            cx.error(
+                pd.program_image.attrs.get_or("path", pd.program_image.pos),
+                format!(
+                    "segment {:#x}..{:#x} of {} is outside the user area {:#x}..{:#x} below the stack",
+                    s.vaddr,
+                    s.end(),
+                    l.image_path.display(),
+                    PAGE_SIZE,
+                    stack.0
+                ),
+                Some("link PD programs with the PD linker script (from 0x200000)".to_string()),
+            );
+        }
+    }
+    for map in &pd.maps {
+        let Some(mr) = system.mr_by_name(&map.mr) else { continue };
+        let range = (map.vaddr, map.vaddr.saturating_add(mr.size));
+        let at = map.attr_pos("vaddr");
+        if range.1 > USER_TOP {
+            cx.error(at, format!("map of '{}' ends at {:#x}, above the user address space ({USER_TOP:#x})", map.mr, range.1), None);
+        }
+        if overlaps(range, stack) {
+            cx.error(
+                at,
+                format!("map of '{}' at {:#x}..{:#x} overlaps the stack of '{}' ({:#x}..{PD_STACK_TOP:#x}, guard page included)", map.mr, range.0, range.1, pd.name, stack.0),
+                Some(format!("choose a vaddr below {:#x}", stack.0)),
+            );
+        }
+        for s in &l.image.segments {
+            let pages = s.page_range();
+            if overlaps(range, pages) {
+                cx.error(
+                    at,
+                    format!("map of '{}' at {:#x}..{:#x} overlaps the ELF segment {:#x}..{:#x} of {}", map.mr, range.0, range.1, pages.0, pages.1, l.image_path.display()),
+                    Some("choose a vaddr clear of the program (e.g. 0x2_000_000 and up)".to_string()),
+                );
+            }
+        }
+    }
+}
+
+fn collect_patches(system: &SystemDescription) -> Vec<Patch> {
+    let mut out = Vec::new();
+    let word = |pd, symbol: &str, v: u64, pos: Option<Pos>| Patch { pd, symbol: symbol.to_string(), value: PatchValue::Word(v), pos };
+    for (i, pd) in system.protection_domains.iter().enumerate() {
+        // The runtime's own variables (optional: a PD without the runtime has none of them).
+        let (mut irqs, mut notifications, mut pps) = (0u64, 0u64, 0u64);
+        for irq in &pd.irqs {
+            irqs |= 1 << irq.id();
+        }
+        for e in system.channel_ends_of(i) {
+            if e.end.notify {
+                notifications |= 1 << e.end.id;
+            }
+            if e.end.pp {
+                pps |= 1 << e.end.id;
+            }
+            if let Some(s) = &e.end.setvar_id {
+                out.push(word(i, s, e.end.id, Some(e.end.attr_pos("setvar_id"))));
+            }
+        }
+        out.push(Patch { pd: i, symbol: "microkit_name".into(), value: PatchValue::Name(pd.name.clone()), pos: None });
+        out.push(word(i, "microkit_passive", pd.passive as u64, None));
+        out.push(word(i, "microkit_irqs", irqs, None));
+        out.push(word(i, "microkit_notifications", notifications, None));
+        out.push(word(i, "microkit_pps", pps, None));
+        for map in &pd.maps {
+            let size = system.mr_by_name(&map.mr).map_or(0, |m| m.size);
+            if let Some(s) = &map.setvar_vaddr {
+                out.push(word(i, s, map.vaddr, Some(map.attr_pos("setvar_vaddr"))));
+            }
+            if let Some(s) = &map.setvar_size {
+                out.push(word(i, s, size, Some(map.attr_pos("setvar_size"))));
+            }
+            if let Some(s) = &map.setvar_prefill_size {
+                out.push(word(i, s, size, Some(map.attr_pos("setvar_prefill_size"))));
+            }
+        }
+        for irq in &pd.irqs {
+            if let Some(s) = irq.setvar_id() {
+                out.push(word(i, s, irq.id(), Some(irq.attr_pos("setvar_id"))));
+            }
+        }
+        for sv in &pd.setvars {
+            let region = system.memory_regions.iter().position(|m| m.name == sv.region_paddr).unwrap_or(0);
+            out.push(Patch { pd: i, symbol: sv.symbol.clone(), value: PatchValue::RegionPaddr(region), pos: Some(sv.attrs.get_or("symbol", sv.pos)) });
+        }
+        if let (Some(parent), Some(id), Some(s)) = (pd.parent, pd.child_id, &pd.setvar_id) {
+            out.push(word(parent, s, id, Some(pd.attr_pos("setvar_id"))));
+        }
+    }
+    out
+}
+
+/// The bytes of `value` sized for the symbol (1, 2, 4 or 8 bytes, little-endian).
+fn word_bytes(value: u64, pd: &LoadedPd, symbol: &str) -> Vec<u8> {
+    let size = pd.image.symbol(symbol).map_or(8, |s| s.size.clamp(1, 8)) as usize;
+    value.to_le_bytes()[..size].to_vec()
+}
+
+fn placeholder(p: &Patch, pd: &LoadedPd) -> Vec<u8> {
+    match &p.value {
+        PatchValue::Word(v) => word_bytes(*v, pd, &p.symbol),
+        PatchValue::RegionPaddr(_) => word_bytes(0, pd, &p.symbol),
+        PatchValue::Name(name) => {
+            let size = pd.image.symbol(&p.symbol).map_or(0, |s| s.size) as usize;
+            let mut bytes = vec![0u8; size];
+            let n = name.len().min(size.saturating_sub(1));
+            bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+            bytes
+        }
+    }
+}
+
+fn apply_patch(cx: &mut Ctx, p: &Patch, pd: &mut LoadedPd, bytes: &[u8]) {
+    let Some(pos) = p.pos else {
+        // Runtime symbols are optional.
+        if pd.image.symbol(&p.symbol).is_some() {
+            let _ = pd.image.patch(&p.symbol, bytes);
+        }
+        return;
+    };
+    let path = pd.image_path.display().to_string();
+    match pd.image.patch(&p.symbol, bytes) {
+        Ok(()) => {
+            if let PatchValue::Word(v) = p.value {
+                if bytes.len() < 8 && v >> (8 * bytes.len()) != 0 {
+                    cx.error(
+                        pos,
+                        format!("value {v:#x} does not fit symbol '{}' ({} bytes) in {path}", p.symbol, bytes.len()),
+                        Some("declare the variable as a 64-bit integer (u64/usize)".to_string()),
+                    );
+                }
+            }
+        }
+        Err(PatchError::NotFound) => cx.error(
+            pos,
+            format!("symbol '{}' not found in {path}", p.symbol),
+            Some("declare it in the PD, e.g. `var!(NAME: usize = 0)`, and check the spelling".to_string()),
+        ),
+        Err(PatchError::TooSmall { have, need }) => cx.error(
+            pos,
+            format!("symbol '{}' in {path} has {have} bytes; {need} are needed", p.symbol),
+            Some("declare the variable as a 64-bit integer (u64/usize)".to_string()),
+        ),
+        Err(PatchError::NotInSegment) => cx.error(pos, format!("symbol '{}' in {path} is not in a loadable segment", p.symbol), None),
+        Err(PatchError::ReadOnly) => cx.error(
+            pos,
+            format!("symbol '{}' in {path} is in an executable segment and cannot be patched", p.symbol),
+            Some("make it a data variable (static in .data/.rodata)".to_string()),
+        ),
+    }
+}
+
+/// Places every memory region after `cursor`; returns the placements, the prefill data per
+/// region, and the first free physical address.
+#[allow(clippy::type_complexity)]
+fn place_regions(
+    cx: &mut Ctx,
+    system: &SystemDescription,
+    options: &Options,
+    mut cursor: u64,
+) -> Result<(Vec<PlacedRegion>, Vec<(usize, Vec<u8>)>, u64), BuildError> {
+    let board = options.board;
+    let mut regions = Vec::new();
+    let mut prefills = Vec::new();
+    let mut fixed_ram_end = 0;
+    for (i, mr) in system.memory_regions.iter().enumerate() {
+        let mut size = mr.size;
+        let mut prefill = None;
+        if let Some(sysdesc::Prefill::Path(p)) = &mr.prefill {
+            let pos = mr.attr_pos("prefill_path");
+            match find_file(&options.search_path, p).map(std::fs::read) {
+                Some(Ok(data)) => match mr.size_for_prefill(data.len() as u64) {
+                    Ok(s) => {
+                        size = s;
+                        prefill = Some(data);
+                    }
+                    Err(e) => cx.error(pos, e, None),
+                },
+                Some(Err(e)) => cx.error(pos, format!("cannot read prefill file '{p}': {e}"), None),
+                None => cx.error(pos, format!("prefill file '{p}' not found"), Some(format!("searched: {}", search_list(&options.search_path)))),
+            }
+        }
+        let page = mr.page_size;
+        let placed = match mr.phys_addr {
+            Some(paddr) => {
+                let in_ram = board.in_ram(paddr, size);
+                if !in_ram && !board.in_devices(paddr, size) {
+                    cx.error(
+                        mr.attr_pos("phys_addr"),
+                        format!("memory region '{}' at {paddr:#x}..{:#x} is neither RAM nor a device of {}", mr.name, paddr + size, board.name),
+                        Some(format!("RAM is {:#x}..{:#x}; see the board's memory map in libs/bootinfo/src/board.rs", board.ram_base, board.ram_base + board.ram_size)),
+                    );
+                }
+                if in_ram {
+                    fixed_ram_end = fixed_ram_end.max(paddr + size);
+                }
+                let zero = if in_ram && prefill.is_none() { bootinfo::REGION_ZERO } else { 0 };
+                PlacedRegion { paddr, size, page_size: page, flags: bootinfo::REGION_FIXED | zero }
+            }
+            None => {
+                cursor = align_up(cursor, page);
+                let r = PlacedRegion { paddr: cursor, size, page_size: page, flags: if prefill.is_some() { 0 } else { bootinfo::REGION_ZERO } };
+                cursor += size;
+                r
+            }
+        };
+        if let Some(data) = prefill {
+            prefills.push((i, data));
+        }
+        regions.push(placed);
+    }
+    let image_end = align_up(cursor, PAGE_SIZE);
+    // Fixed regions in RAM must not collide with what the tool placed.
+    for (mr, r) in system.memory_regions.iter().zip(&regions) {
+        if r.flags & bootinfo::REGION_FIXED != 0 && board.in_ram(r.paddr, r.size) && overlaps((r.paddr, r.paddr + r.size), (board.kernel_paddr, image_end)) {
+            cx.error(
+                mr.attr_pos("phys_addr"),
+                format!("memory region '{}' at {:#x}..{:#x} overlaps the kernel and boot image ({:#x}..{image_end:#x})", mr.name, r.paddr, r.paddr + r.size, board.kernel_paddr),
+                Some(format!("place it at or above {:#x}", align_up(image_end, r.page_size))),
+            );
+        }
+    }
+    let reserved_end = align_up(image_end.max(fixed_ram_end), PAGE_SIZE);
+    let ram_end = board.ram_base + board.ram_size;
+    if reserved_end > ram_end {
+        return Err(BuildError::Other(format!(
+            "the system needs RAM up to {reserved_end:#x} but {} has RAM only up to {ram_end:#x}; shrink memory regions",
+            board.name
+        )));
+    }
+    Ok((regions, prefills, reserved_end))
+}
+
+/// Lowers the validated description and loaded programs into boot-blob records. With no
+/// `regions` (the sizing pass) region records are placeholders.
+fn lower(system: &SystemDescription, pds: &[LoadedPd], regions: &[PlacedRegion]) -> Builder {
+    let mut b = Builder::new();
+    for (i, mr) in system.memory_regions.iter().enumerate() {
+        let r = regions.get(i).copied().unwrap_or(PlacedRegion { paddr: 0, size: mr.size, page_size: mr.page_size, flags: 0 });
+        b.regions.push(bootinfo::Region { paddr: r.paddr, size: r.size, page_size: r.page_size, flags: r.flags });
+    }
+    for (i, pd) in system.protection_domains.iter().enumerate() {
+        let l = &pds[i];
+        let name = b.add_string(&pd.name);
+        let first_segment = b.segments.len() as u32;
+        for s in &l.image.segments {
+            let pad = (s.vaddr % PAGE_SIZE) as usize;
+            let mut data = vec![0u8; pad];
+            data.extend_from_slice(&s.data);
+            let off = b.add_segment_data(&data);
+            b.segments.push(bootinfo::Segment {
+                vaddr: s.vaddr - pad as u64,
+                mem_size: s.mem_size + pad as u64,
+                file_size: data.len() as u64,
+                data_offset: off,
+                perms: s.perms,
+            });
+        }
+        let first_map = b.maps.len() as u32;
+        for m in &pd.maps {
+            let region = system.memory_regions.iter().position(|r| r.name == m.mr).unwrap_or(0) as u32;
+            b.maps.push(bootinfo::Map { region, vaddr: m.vaddr, perms: to_perms(&m.perms), cached: m.cached });
+        }
+        let first_irq = b.irqs.len() as u32;
+        for irq in &pd.irqs {
+            if let sysdesc::Irq::Arm { irq, id, trigger, .. } = irq {
+                let trigger = match trigger {
+                    sysdesc::Trigger::Level => bootinfo::Trigger::Level,
+                    sysdesc::Trigger::Edge => bootinfo::Trigger::Edge,
+                };
+                b.irqs.push(bootinfo::Irq { irq: *irq as u32, channel_id: *id as u32, trigger });
+            }
+        }
+        let ipc_buffer = l.image.symbol(IPC_BUFFER_SYMBOL).map_or(0, |s| s.addr);
+        b.pds.push(bootinfo::ProtectionDomain {
+            name,
+            priority: pd.priority,
+            passive: pd.passive,
+            smc: pd.smc == Some(true),
+            budget_us: pd.budget,
+            period_us: pd.period,
+            parent: pd.parent.map_or(bootinfo::NO_PD, |p| p as u32),
+            child_id: pd.child_id.unwrap_or(0) as u32,
+            cpu: pd.cpu as u32,
+            entry: l.image.entry,
+            stack_top: PD_STACK_TOP,
+            stack_size: pd.stack_size,
+            ipc_buffer,
+            segments: bootinfo::Range { first: first_segment, count: b.segments.len() as u32 - first_segment },
+            maps: bootinfo::Range { first: first_map, count: b.maps.len() as u32 - first_map },
+            irqs: bootinfo::Range { first: first_irq, count: b.irqs.len() as u32 - first_irq },
+        });
+    }
+    for c in &system.channels {
+        let end = |e: &sysdesc::End| bootinfo::ChannelEnd { pd: e.pd_index as u32, id: e.id as u32, pp: e.pp, notify: e.notify };
+        b.channels.push(bootinfo::Channel { ends: [end(&c.ends[0]), end(&c.ends[1])] });
+    }
+    b
+}
