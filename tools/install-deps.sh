@@ -9,6 +9,14 @@
 set -euo pipefail
 
 log() { printf '[install-deps] %s\n' "$*"; }
+aptlog=$(mktemp /tmp/edgeos-apt.XXXXXX.log)
+trap 'rm -f "$aptlog"' EXIT
+# Runs an apt command quietly; shows its output only if it fails.
+apt_quiet() {
+    if ! "$@" >"$aptlog" 2>&1; then
+        cat "$aptlog"; log "error: '$*' failed"; exit 1
+    fi
+}
 
 need_root() {
     if [ "$(id -u)" -ne 0 ]; then
@@ -21,10 +29,6 @@ need_root() {
 if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-none; then
     log "adding Rust target aarch64-unknown-none"
     rustup target add aarch64-unknown-none
-fi
-if ! rustup component list --installed 2>/dev/null | grep -q '^llvm-tools'; then
-    log "adding rustup component llvm-tools (objdump/size for reports)"
-    rustup component add llvm-tools || log "warning: llvm-tools unavailable (optional)"
 fi
 
 # --- Debian packages -------------------------------------------------------
@@ -54,15 +58,15 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
             "$uri" "$codename" | $SUDO tee /etc/apt/sources.list.d/edgeos-backports.sources >/dev/null
     fi
     log "apt-get update"
-    $SUDO apt-get update -qq
+    apt_quiet $SUDO apt-get update
     for p in "${apt_missing[@]}"; do
         if [ "$p" = qemu-system-arm ]; then
             log "installing qemu-system-arm from ${codename}-backports"
-            DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -t "${codename}-backports" \
+            apt_quiet env DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -t "${codename}-backports" \
                 --no-install-recommends qemu-system-arm
         else
             log "installing $p"
-            DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$p"
+            apt_quiet env DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "$p"
         fi
     done
 fi

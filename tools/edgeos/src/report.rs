@@ -7,7 +7,7 @@ use bootinfo::layout::{stack_reservation, PD_STACK_TOP};
 use crate::build::Layout;
 
 fn kib(bytes: u64) -> String {
-    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{:.1} KiB", bytes as f64 / 1024.0)

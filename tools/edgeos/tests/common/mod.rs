@@ -38,7 +38,7 @@ pub fn elf(entry: u64, segs: &[Seg], symbols: &[(&str, u64, u64)]) -> Vec<u8> {
         out.extend_from_slice(&s.data);
     }
     let place = |out: &mut Vec<u8>, bytes: &[u8]| {
-        while out.len() % 8 != 0 {
+        while !out.len().is_multiple_of(8) {
             out.push(0);
         }
         let at = out.len() as u64;
@@ -48,7 +48,7 @@ pub fn elf(entry: u64, segs: &[Seg], symbols: &[(&str, u64, u64)]) -> Vec<u8> {
     let symtab_off = place(&mut out, &symtab);
     let strtab_off = place(&mut out, &strtab);
     let shstrtab_off = place(&mut out, &shstrtab);
-    while out.len() % 8 != 0 {
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
     let shoff = out.len() as u64;

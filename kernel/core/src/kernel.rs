@@ -1,0 +1,837 @@
+//! Protection domains and everything the kernel does with them: system calls, notifications,
+//! protected calls, faults, interrupts and scheduling with budgets.
+//!
+//! This is plain logic over plain data. The arch layer saves a PD's registers into
+//! [`Pd::ctx`], calls one of [`Kernel::syscall`], [`Kernel::fault`], [`Kernel::interrupt`] or
+//! [`Kernel::timer_expired`], then [`Kernel::schedule`], and resumes the PD it returns. Anything
+//! that touches hardware or user memory goes through [`Platform`].
+//!
+//! # Model
+//! - Each PD is one thread with one scheduling context (SC: budget per period, in counter ticks).
+//!   An active PD always runs on its own SC. A passive PD runs on its own SC for its `init` and
+//!   when woken by a notification; it runs on the caller's SC while serving a protected call
+//!   (and on the faulting child's SC while handling a fault), as in Microkit 2.3.
+//! - Ready PDs sit in [`RunQueues`]; the highest priority runs, round robin within a priority
+//!   (a PD goes to the tail of its queue when its SC's budget is used up and refilled).
+//! - An SC with `budget < period` that uses its budget is throttled until its period ends: its
+//!   holder leaves the run queue and the SC waits in the [`ReleaseQueue`]. With `budget ==
+//!   period` the budget is a round-robin time slice.
+//! - The timer is programmed for the next real event only: the running SC's budget end (when it
+//!   matters) or the earliest release. Idle costs nothing.
+//! - A PD's endpoint queue holds the PDs waiting for it to accept a protected call or a fault;
+//!   they are accepted in FIFO order when it next waits, after pending notifications.
+
+use bootinfo::BootInfo;
+use edgeos_kernel_abi::{fault_mr, sys, DeferredKind, Error, Event, FaultKind, MessageInfo, CHANNEL_IDS, RECV_REPLY};
+
+use crate::asid::Asid;
+use crate::context::UserContext;
+use crate::grants::{self, Grant, GrantError, GrantTable, NO_CHILD};
+use crate::release::ReleaseQueue;
+use crate::runqueue::{Link, RunQueues, NIL};
+use crate::time::us_to_ticks;
+
+/// A PD's index in the boot description.
+pub type PdId = u32;
+
+/// Largest IRQ number a PD may own (GIC INTIDs below the special range).
+pub const MAX_IRQS: usize = 1020;
+
+/// What a PD is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Runnable (it runs when it is the highest ready PD and its SC has budget).
+    Ready,
+    /// Blocked in RECV, waiting for an event.
+    Receiving,
+    /// Waiting for `server` to accept its protected call (on the server's endpoint queue).
+    Calling { server: PdId },
+    /// Its call was accepted by `server`; waiting for the reply.
+    AwaitingReply { server: PdId },
+    /// Faulted; waiting for `parent` to accept the fault (on the parent's endpoint queue).
+    FaultSending { parent: PdId },
+    /// Faulted; the parent has the fault and decides (restart, resume, reply or stop).
+    FaultDelivered { parent: PdId },
+    /// Stopped by its parent, or a root PD stopped by its fault.
+    Stopped,
+}
+
+/// A scheduling context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchedContext {
+    /// Budget per period, in ticks.
+    pub budget: u64,
+    pub period: u64,
+    /// Budget left in the current period.
+    pub remaining: u64,
+    /// Start of the current period.
+    pub period_start: u64,
+    /// The PD currently running on this SC (the owner, or a passive server it called).
+    pub holder: PdId,
+    /// Budget spent; waiting in the release queue.
+    pub throttled: bool,
+}
+
+/// What the kernel knows about a fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultInfo {
+    pub kind: FaultKind,
+    pub pc: u64,
+    pub address: u64,
+    pub syndrome: u64,
+    pub is_write: bool,
+    pub sp: u64,
+}
+
+impl FaultInfo {
+    /// The fault message's MRs, laid out as [`fault_mr`] says.
+    pub fn message(&self) -> [u64; fault_mr::COUNT] {
+        let mut m = [0; fault_mr::COUNT];
+        m[fault_mr::PC] = self.pc;
+        m[fault_mr::ADDRESS] = self.address;
+        m[fault_mr::SYNDROME] = self.syndrome;
+        m[fault_mr::IS_WRITE] = self.is_write as u64;
+        m[fault_mr::SP] = self.sp;
+        m
+    }
+}
+
+/// Classifies an exception syndrome (ESR_EL1) taken from EL0 that is not a system call.
+pub fn classify_syndrome(esr: u64) -> (FaultKind, bool) {
+    let ec = (esr >> 26) & 0x3f;
+    let iss = esr & 0x1ff_ffff;
+    match ec {
+        0x24 | 0x25 => {
+            let is_write = iss & (1 << 6) != 0;
+            if iss & 0x3f == 0x21 {
+                (FaultKind::Alignment, is_write)
+            } else {
+                (FaultKind::DataAbort, is_write)
+            }
+        }
+        0x20 | 0x21 => (FaultKind::InstructionAbort, false),
+        0x22 | 0x26 => (FaultKind::Alignment, false),
+        // Unknown reason, trapped WFI/WFE, trapped system register access, FP trap, illegal state.
+        0x00 | 0x01 | 0x07 | 0x18 | 0x0e => (FaultKind::UndefinedInstruction, false),
+        0x30..=0x3c => (FaultKind::Debug, false),
+        _ => (FaultKind::Unknown, false),
+    }
+}
+
+/// One protection domain.
+#[derive(Clone, Copy, Debug)]
+pub struct Pd {
+    /// Registers while not running (the arch layer saves and restores them here).
+    pub ctx: UserContext,
+    pub state: State,
+    pub priority: u8,
+    pub passive: bool,
+    /// This PD's own scheduling context.
+    pub sc: SchedContext,
+    /// The SC it runs on while ready: its own, a caller's (passive server), or none (passive
+    /// and waiting).
+    pub running_sc: Option<PdId>,
+    /// Notification bits not yet delivered (bit = channel id).
+    pub pending: u64,
+    /// The PD whose call or fault this PD is serving (the target of its next reply).
+    pub serving: Option<PdId>,
+    /// While calling: the message info of the call and the badge (the server's channel id).
+    pub call_info: MessageInfo,
+    pub call_badge: u8,
+    /// While faulted: what happened.
+    pub fault: Option<FaultInfo>,
+    /// Endpoint queue of PDs waiting for this one (head, tail) and this PD's link in the queue
+    /// it is on.
+    ep_head: u32,
+    ep_tail: u32,
+    ep_next: u32,
+    pub parent: Option<PdId>,
+    pub child_id: u8,
+    pub grants: GrantTable,
+    /// Child id -> PD, [`NO_CHILD`] where none.
+    pub children: [u32; CHANNEL_IDS],
+    /// Arch data: translation table root (physical), ASID, physical address of the IPC buffer
+    /// (0 if none), and whether EL0 may program the virtual timer (owns IRQ 27).
+    pub root: u64,
+    pub asid: Asid,
+    pub ipc_buffer_paddr: u64,
+    pub owns_virtual_timer: bool,
+}
+
+impl Pd {
+    /// A PD that has not been set up (placeholder for storage).
+    pub const EMPTY: Pd = Pd {
+        ctx: UserContext::new(0, 0),
+        state: State::Stopped,
+        priority: 0,
+        passive: false,
+        sc: SchedContext { budget: 0, period: 0, remaining: 0, period_start: 0, holder: 0, throttled: false },
+        running_sc: None,
+        pending: 0,
+        serving: None,
+        call_info: MessageInfo(0),
+        call_badge: 0,
+        fault: None,
+        ep_head: NIL,
+        ep_tail: NIL,
+        ep_next: NIL,
+        parent: None,
+        child_id: 0,
+        grants: [Grant::None; CHANNEL_IDS],
+        children: [NO_CHILD; CHANNEL_IDS],
+        root: 0,
+        asid: Asid { id: 0, generation: 0 },
+        ipc_buffer_paddr: 0,
+        owns_virtual_timer: false,
+    };
+}
+
+/// What the kernel needs from the machine.
+pub trait Platform {
+    /// The counter.
+    fn now(&mut self) -> u64;
+    /// Counter ticks per second.
+    fn frequency(&self) -> u64;
+    /// Arms the kernel timer for `deadline`, or disarms it.
+    fn set_timer(&mut self, deadline: Option<u64>);
+    /// Masks or unmasks a hardware interrupt.
+    fn set_irq_enabled(&mut self, irq: u32, enabled: bool);
+    /// Copies MRs `0..count` from one PD's IPC buffer to another's.
+    fn copy_mrs(&mut self, from: &Pd, to: &Pd, count: usize);
+    /// Writes MRs `0..words.len()` of a PD's IPC buffer.
+    fn write_mrs(&mut self, to: &Pd, words: &[u64]);
+    /// Prints `len` bytes at user address `vaddr` of PD `pd` (whose address space is active).
+    fn debug_write(&mut self, pd: PdId, vaddr: u64, len: u64) -> Result<(), Error>;
+    /// Reports a root PD's fault on the console.
+    fn report_fault(&mut self, pd: PdId, ctx: &UserContext, fault: &FaultInfo);
+    /// Powers off (debug builds); may return in tests.
+    fn shutdown(&mut self);
+}
+
+/// Storage for the kernel's tables, sized from the boot description by the caller.
+pub struct Storage<'a> {
+    /// One per PD.
+    pub pds: &'a mut [Pd],
+    /// One per PD.
+    pub run_links: &'a mut [Link],
+    /// One per PD (scheduling contexts are numbered like their owners).
+    pub release_heap: &'a mut [u32],
+    pub release_pos: &'a mut [u32],
+    pub release_time: &'a mut [u64],
+    /// IRQ number -> (owner, channel id), [`MAX_IRQS`] entries.
+    pub irq_owner: &'a mut [Option<(PdId, u8)>],
+}
+
+/// Why the kernel could not be built from a description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuildError {
+    Grants(GrantError),
+    /// The storage does not match the description.
+    StorageSize,
+    /// An IRQ number the kernel does not hand out (too large, or the kernel's own timer).
+    BadIrq(u32),
+    /// Two PDs claim the same IRQ.
+    IrqTwice(u32),
+}
+
+impl core::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BuildError::Grants(e) => write!(f, "{e}"),
+            BuildError::StorageSize => write!(f, "kernel storage does not match the description"),
+            BuildError::BadIrq(i) => write!(f, "IRQ {i} cannot be given to a PD"),
+            BuildError::IrqTwice(i) => write!(f, "IRQ {i} is claimed twice"),
+        }
+    }
+}
+
+/// The kernel's state.
+pub struct Kernel<'a> {
+    pub pds: &'a mut [Pd],
+    runq: RunQueues<'a>,
+    releases: ReleaseQueue<'a>,
+    irq_owner: &'a mut [Option<(PdId, u8)>],
+    /// The PD last chosen to run.
+    current: Option<PdId>,
+    /// The SC being charged, and since when.
+    current_sc: Option<PdId>,
+    sc_started: u64,
+    /// The deadline the timer is armed for.
+    armed: Option<u64>,
+    /// IRQs the kernel keeps for itself (its timer).
+    reserved_irq: u32,
+}
+
+impl<'a> Kernel<'a> {
+    /// Builds the kernel's view of the description: PDs with their priorities, budgets, grants,
+    /// children and IRQs. Address spaces and entry registers are the arch layer's job
+    /// (`pds[i].ctx`, `root`, `asid`, `ipc_buffer_paddr`), done before the first `schedule`.
+    /// `kernel_irq` is the interrupt the kernel keeps for its timer.
+    pub fn new(storage: Storage<'a>, info: &BootInfo, frequency: u64, kernel_irq: u32) -> Result<Self, BuildError> {
+        let n = info.pd_count();
+        let Storage { pds, run_links, release_heap, release_pos, release_time, irq_owner } = storage;
+        if pds.len() != n || run_links.len() != n || release_heap.len() != n || irq_owner.len() != MAX_IRQS {
+            return Err(BuildError::StorageSize);
+        }
+        irq_owner.fill(None);
+        for (i, pd) in pds.iter_mut().enumerate() {
+            let d = info.pd(i);
+            let budget = us_to_ticks(d.budget_us, frequency);
+            let period = us_to_ticks(d.period_us, frequency).max(budget);
+            *pd = Pd::EMPTY;
+            pd.ctx = UserContext::new(d.entry, d.stack_top);
+            pd.state = State::Ready;
+            pd.priority = d.priority;
+            pd.passive = d.passive;
+            pd.sc = SchedContext { budget, period, remaining: budget, period_start: 0, holder: i as PdId, throttled: false };
+            pd.running_sc = Some(i as PdId);
+            if d.parent != bootinfo::NO_PD {
+                pd.parent = Some(d.parent);
+                pd.child_id = d.child_id as u8;
+            }
+            for j in info.pd_irqs(&d) {
+                let irq = info.irq(j);
+                if irq.irq as usize >= MAX_IRQS || irq.irq == kernel_irq {
+                    return Err(BuildError::BadIrq(irq.irq));
+                }
+                let slot = &mut irq_owner[irq.irq as usize];
+                if slot.is_some() {
+                    return Err(BuildError::IrqTwice(irq.irq));
+                }
+                *slot = Some((i as PdId, irq.channel_id as u8));
+                if irq.irq == 27 {
+                    pd.owns_virtual_timer = true;
+                }
+            }
+        }
+        grants::build_into(info, &mut |pd, id, g| {
+            let slot = &mut pds[pd as usize].grants[id as usize];
+            if *slot != Grant::None {
+                return Err(GrantError::DuplicateId { pd, id });
+            }
+            *slot = g;
+            Ok(())
+        })
+        .map_err(BuildError::Grants)?;
+        grants::build_children_into(info, &mut |parent, id, child| {
+            let slot = &mut pds[parent as usize].children[id as usize];
+            if *slot != NO_CHILD {
+                return Err(GrantError::DuplicateChild { pd: parent, id });
+            }
+            *slot = child;
+            Ok(())
+        })
+        .map_err(BuildError::Grants)?;
+        let mut runq = RunQueues::new(run_links);
+        for (i, pd) in pds.iter().enumerate() {
+            runq.push_back(i as u32, pd.priority);
+        }
+        Ok(Kernel {
+            pds,
+            runq,
+            releases: ReleaseQueue::new(release_heap, release_pos, release_time),
+            irq_owner,
+            current: None,
+            current_sc: None,
+            sc_started: 0,
+            armed: None,
+            reserved_irq: kernel_irq,
+        })
+    }
+
+    /// The PD last chosen to run.
+    pub fn current(&self) -> Option<PdId> {
+        self.current
+    }
+
+    /// The owner of a hardware interrupt.
+    pub fn irq_owner(&self, irq: u32) -> Option<(PdId, u8)> {
+        self.irq_owner.get(irq as usize).copied().flatten()
+    }
+
+    /// Every IRQ handed to a PD, with its owner (for the arch layer to configure at boot).
+    pub fn owned_irqs(&self) -> impl Iterator<Item = (u32, PdId)> + '_ {
+        self.irq_owner.iter().enumerate().filter_map(|(i, o)| o.map(|(pd, _)| (i as u32, pd)))
+    }
+
+    // ---------------------------------------------------------------- system calls
+
+    /// Handles the system call PD `pd` made (registers in its context).
+    pub fn syscall(&mut self, plat: &mut impl Platform, pd: PdId) {
+        let ctx = &self.pds[pd as usize].ctx;
+        let (number, a0, a1, a2, a3) = (ctx.x[8], ctx.x[0], ctx.x[1], ctx.x[2], ctx.x[3]);
+        let result = match number {
+            sys::DEBUG_PUTS => plat.debug_write(pd, a0, a1).err(),
+            sys::NOTIFY => self.notify(pd, a0).err(),
+            sys::IRQ_ACK => self.irq_ack(plat, pd, a0).err(),
+            sys::PP_CALL => match self.pp_call(plat, pd, a0, MessageInfo(a1)) {
+                Ok(()) => return, // blocked; the reply sets the registers
+                Err(e) => Some(e),
+            },
+            sys::RECV => {
+                self.recv(plat, pd, a0, MessageInfo(a1), a2, a3);
+                return;
+            }
+            sys::PD_RESTART => self.restart_child(pd, a0, a1).err(),
+            sys::PD_STOP => self.stop_child(pd, a0).err(),
+            sys::PD_RESUME => self.resume_child(pd, a0).err(),
+            sys::DEBUG_SHUTDOWN => {
+                plat.shutdown();
+                None
+            }
+            sys::DEBUG_TIME => {
+                let now = plat.now();
+                let ctx = &mut self.pds[pd as usize].ctx;
+                ctx.x[0] = now;
+                ctx.x[1] = plat.frequency();
+                return;
+            }
+            _ => Some(Error::InvalidCall),
+        };
+        self.pds[pd as usize].ctx.x[0] = result.map_or(0, |e| e as u64);
+    }
+
+    fn channel(&self, pd: PdId, ch: u64) -> Result<Grant, Error> {
+        if ch >= CHANNEL_IDS as u64 {
+            return Err(Error::InvalidChannel);
+        }
+        Ok(self.pds[pd as usize].grants[ch as usize])
+    }
+
+    fn notify(&mut self, pd: PdId, ch: u64) -> Result<(), Error> {
+        match self.channel(pd, ch)? {
+            Grant::Channel { peer, peer_id, notify: true, .. } => {
+                self.signal(peer, peer_id);
+                Ok(())
+            }
+            _ => Err(Error::NotGranted),
+        }
+    }
+
+    fn irq_ack(&mut self, plat: &mut impl Platform, pd: PdId, ch: u64) -> Result<(), Error> {
+        match self.channel(pd, ch)? {
+            Grant::Irq { irq } => {
+                plat.set_irq_enabled(irq, true);
+                Ok(())
+            }
+            _ => Err(Error::NotGranted),
+        }
+    }
+
+    fn pp_call(&mut self, plat: &mut impl Platform, pd: PdId, ch: u64, info: MessageInfo) -> Result<(), Error> {
+        let Grant::Channel { peer, peer_id, pp: true, .. } = self.channel(pd, ch)? else {
+            return Err(Error::NotGranted);
+        };
+        let caller = &mut self.pds[pd as usize];
+        caller.call_info = info;
+        caller.call_badge = peer_id;
+        caller.state = State::Calling { server: peer };
+        self.runq.remove(pd);
+        self.send_to_endpoint(plat, peer, pd);
+        Ok(())
+    }
+
+    /// The event-loop call: reply, deferred action, wait.
+    fn recv(&mut self, plat: &mut impl Platform, pd: PdId, flags: u64, reply: MessageInfo, deferred: u64, ch: u64) {
+        let reply_error = if flags & RECV_REPLY != 0 { self.reply(plat, pd, reply).err() } else { None };
+        let deferred_error = match deferred {
+            x if x == DeferredKind::None as u64 => None,
+            x if x == DeferredKind::Notify as u64 => self.notify(pd, ch).err(),
+            x if x == DeferredKind::IrqAck as u64 => self.irq_ack(plat, pd, ch).err(),
+            _ => Some(Error::InvalidCall),
+        };
+        let ctx = &mut self.pds[pd as usize].ctx;
+        ctx.x[3] = deferred_error.map_or(0, |e| e as u64);
+        ctx.x[4] = reply_error.map_or(0, |e| e as u64);
+        self.wait(plat, pd);
+    }
+
+    /// Replies to the call (or fault) `pd` is serving.
+    fn reply(&mut self, plat: &mut impl Platform, pd: PdId, info: MessageInfo) -> Result<(), Error> {
+        let Some(client) = self.pds[pd as usize].serving.take() else {
+            return Err(Error::InvalidState);
+        };
+        self.return_borrowed_sc(pd, client);
+        match self.pds[client as usize].state {
+            State::AwaitingReply { server } if server == pd => {
+                plat.copy_mrs(&self.pds[pd as usize], &self.pds[client as usize], info.count());
+                let ctx = &mut self.pds[client as usize].ctx;
+                ctx.x[0] = 0;
+                ctx.x[1] = info.0;
+                self.make_ready(client);
+            }
+            State::FaultDelivered { parent } if parent == pd => {
+                // Replying to a fault resumes the child (re-running the faulting instruction
+                // unless the parent moved its PC with a restart).
+                self.pds[client as usize].fault = None;
+                self.make_ready(client);
+            }
+            // The client was restarted or stopped meanwhile: nothing to deliver.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A passive server that ran on `client`'s SC gives it back.
+    fn return_borrowed_sc(&mut self, server: PdId, client: PdId) {
+        let s = &self.pds[server as usize];
+        if !s.passive {
+            return;
+        }
+        if let Some(sc) = s.running_sc.filter(|&sc| Some(sc) == self.pds[client as usize].running_sc) {
+            // Time keeps being charged to the same SC, now held by the client again.
+            self.pds[server as usize].running_sc = None;
+            self.pds[sc as usize].sc.holder = client;
+        }
+    }
+
+    /// Waits for the next event: pending notifications first, then the endpoint queue.
+    fn wait(&mut self, plat: &mut impl Platform, pd: PdId) {
+        let p = &mut self.pds[pd as usize];
+        if p.pending != 0 {
+            self.deliver_notifications(pd);
+            return;
+        }
+        let head = p.ep_head;
+        if head != NIL {
+            self.pop_endpoint(pd);
+            self.accept(plat, pd, head);
+            return;
+        }
+        let p = &mut self.pds[pd as usize];
+        p.state = State::Receiving;
+        if p.passive {
+            // A passive PD gives up whatever SC it ran on (its own only runs it for init and
+            // notifications); a borrowed one goes back to its owner.
+            if let Some(sc) = p.running_sc.take() {
+                if sc != pd {
+                    self.pds[sc as usize].sc.holder = sc;
+                }
+            }
+        }
+        self.runq.remove(pd);
+    }
+
+    fn deliver_notifications(&mut self, pd: PdId) {
+        let p = &mut self.pds[pd as usize];
+        p.ctx.x[0] = Event::Notification as u64;
+        p.ctx.x[1] = p.pending;
+        p.ctx.x[2] = 0;
+        p.pending = 0;
+        if p.running_sc.is_none() {
+            // A passive PD woken by a notification runs on its own SC.
+            p.running_sc = Some(pd);
+            p.sc.holder = pd;
+        }
+        self.make_ready(pd);
+    }
+
+    /// `server` takes `client`'s call or fault.
+    fn accept(&mut self, plat: &mut impl Platform, server: PdId, client: PdId) {
+        // Only the fields needed: a Pd is kilobytes, never copy it whole on the IPC path.
+        let (state, call_info, call_badge, child_id, fault, client_sc) = {
+            let c = &self.pds[client as usize];
+            (c.state, c.call_info, c.call_badge, c.child_id, c.fault, c.running_sc)
+        };
+        let (event, badge, info) = match state {
+            State::Calling { .. } => {
+                plat.copy_mrs(&self.pds[client as usize], &self.pds[server as usize], call_info.count());
+                self.pds[client as usize].state = State::AwaitingReply { server };
+                (Event::ProtectedCall, call_badge as u64, call_info)
+            }
+            State::FaultSending { .. } => {
+                let ctx = &self.pds[client as usize].ctx;
+                let fault = fault.unwrap_or(FaultInfo {
+                    kind: FaultKind::Unknown,
+                    pc: ctx.pc,
+                    address: 0,
+                    syndrome: 0,
+                    is_write: false,
+                    sp: ctx.sp,
+                });
+                plat.write_mrs(&self.pds[server as usize], &fault.message());
+                self.pds[client as usize].state = State::FaultDelivered { parent: server };
+                (Event::Fault, child_id as u64, MessageInfo::new(fault.kind as u64, fault_mr::COUNT))
+            }
+            _ => return,
+        };
+        let s = &mut self.pds[server as usize];
+        s.serving = Some(client);
+        s.ctx.x[0] = event as u64;
+        s.ctx.x[1] = badge;
+        s.ctx.x[2] = info.0;
+        if s.passive {
+            // Serve on the client's time.
+            s.running_sc = client_sc;
+            if let Some(sc) = client_sc {
+                self.pds[sc as usize].sc.holder = server;
+            }
+        } else if s.running_sc.is_none() {
+            s.running_sc = Some(server);
+        }
+        self.make_ready(server);
+    }
+
+    /// Queues `client` on `server`'s endpoint, or hands it over at once if the server waits.
+    fn send_to_endpoint(&mut self, plat: &mut impl Platform, server: PdId, client: PdId) {
+        if self.pds[server as usize].state == State::Receiving {
+            self.accept(plat, server, client);
+            return;
+        }
+        self.pds[client as usize].ep_next = NIL;
+        let s = &mut self.pds[server as usize];
+        let tail = s.ep_tail;
+        s.ep_tail = client;
+        if tail == NIL {
+            s.ep_head = client;
+        } else {
+            self.pds[tail as usize].ep_next = client;
+        }
+    }
+
+    fn pop_endpoint(&mut self, server: PdId) {
+        let head = self.pds[server as usize].ep_head;
+        if head == NIL {
+            return;
+        }
+        let next = self.pds[head as usize].ep_next;
+        let s = &mut self.pds[server as usize];
+        s.ep_head = next;
+        if next == NIL {
+            s.ep_tail = NIL;
+        }
+        self.pds[head as usize].ep_next = NIL;
+    }
+
+    /// Takes `client` off `server`'s endpoint queue wherever it is.
+    fn unlink_endpoint(&mut self, server: PdId, client: PdId) {
+        let mut prev = NIL;
+        let mut at = self.pds[server as usize].ep_head;
+        while at != NIL {
+            let next = self.pds[at as usize].ep_next;
+            if at == client {
+                if prev == NIL {
+                    self.pds[server as usize].ep_head = next;
+                } else {
+                    self.pds[prev as usize].ep_next = next;
+                }
+                if self.pds[server as usize].ep_tail == client {
+                    self.pds[server as usize].ep_tail = prev;
+                }
+                self.pds[client as usize].ep_next = NIL;
+                return;
+            }
+            prev = at;
+            at = next;
+        }
+    }
+
+    // ---------------------------------------------------------------- children
+
+    fn child(&self, parent: PdId, id: u64) -> Result<PdId, Error> {
+        if id >= CHANNEL_IDS as u64 {
+            return Err(Error::InvalidChild);
+        }
+        let c = self.pds[parent as usize].children[id as usize];
+        if c == NO_CHILD {
+            return Err(Error::InvalidChild);
+        }
+        Ok(c)
+    }
+
+    /// Takes a PD out of whatever it is blocked in (queues, calls, faults).
+    fn detach(&mut self, pd: PdId) {
+        match self.pds[pd as usize].state {
+            State::Calling { server } => self.unlink_endpoint(server, pd),
+            State::FaultSending { parent } => self.unlink_endpoint(parent, pd),
+            State::AwaitingReply { server } | State::FaultDelivered { parent: server } => {
+                if self.pds[server as usize].serving == Some(pd) {
+                    self.return_borrowed_sc(server, pd);
+                    self.pds[server as usize].serving = None;
+                }
+            }
+            State::Ready | State::Receiving | State::Stopped => {}
+        }
+        self.runq.remove(pd);
+        let p = &mut self.pds[pd as usize];
+        p.fault = None;
+        if p.running_sc.is_none() || p.running_sc != Some(pd) {
+            p.running_sc = Some(pd);
+            p.sc.holder = pd;
+        }
+    }
+
+    fn restart_child(&mut self, parent: PdId, id: u64, pc: u64) -> Result<(), Error> {
+        let child = self.child(parent, id)?;
+        self.detach(child);
+        self.pds[child as usize].ctx.pc = pc;
+        self.make_ready(child);
+        Ok(())
+    }
+
+    fn stop_child(&mut self, parent: PdId, id: u64) -> Result<(), Error> {
+        let child = self.child(parent, id)?;
+        self.detach(child);
+        self.pds[child as usize].state = State::Stopped;
+        Ok(())
+    }
+
+    fn resume_child(&mut self, parent: PdId, id: u64) -> Result<(), Error> {
+        let child = self.child(parent, id)?;
+        match self.pds[child as usize].state {
+            State::Stopped | State::FaultDelivered { .. } | State::FaultSending { .. } => {
+                self.detach(child);
+                self.make_ready(child);
+                Ok(())
+            }
+            _ => Err(Error::InvalidState),
+        }
+    }
+
+    // ---------------------------------------------------------------- faults and interrupts
+
+    /// PD `pd` took a fault: its parent hears of it, or (a root PD) it is reported and stopped.
+    pub fn fault(&mut self, plat: &mut impl Platform, pd: PdId, info: FaultInfo) {
+        self.runq.remove(pd);
+        let p = &mut self.pds[pd as usize];
+        p.fault = Some(info);
+        match p.parent {
+            Some(parent) => {
+                p.state = State::FaultSending { parent };
+                self.send_to_endpoint(plat, parent, pd);
+            }
+            None => {
+                p.state = State::Stopped;
+                plat.report_fault(pd, &self.pds[pd as usize].ctx, &info);
+            }
+        }
+    }
+
+    /// A hardware interrupt other than the kernel timer arrived (the arch layer has acknowledged
+    /// it and ends it after this returns). It is masked until its owner acks it.
+    pub fn interrupt(&mut self, plat: &mut impl Platform, irq: u32) {
+        if irq == self.reserved_irq {
+            self.timer_expired();
+            return;
+        }
+        plat.set_irq_enabled(irq, false);
+        if let Some((pd, ch)) = self.irq_owner(irq) {
+            self.signal(pd, ch);
+        }
+    }
+
+    /// The kernel timer fired: the next `schedule` charges time and releases budgets.
+    pub fn timer_expired(&mut self) {
+        self.armed = None;
+    }
+
+    /// Sets notification bit `bit` of `pd` and wakes it if it waits.
+    fn signal(&mut self, pd: PdId, bit: u8) {
+        let p = &mut self.pds[pd as usize];
+        p.pending |= 1 << bit;
+        if p.state == State::Receiving {
+            self.deliver_notifications(pd);
+        }
+    }
+
+    // ---------------------------------------------------------------- scheduling
+
+    fn make_ready(&mut self, pd: PdId) {
+        let p = &mut self.pds[pd as usize];
+        p.state = State::Ready;
+        let sc = p.running_sc.unwrap_or(pd);
+        if !self.pds[sc as usize].sc.throttled {
+            let prio = self.pds[pd as usize].priority;
+            self.runq.push_back(pd, prio);
+        }
+    }
+
+    /// Charges the running SC for the time since it was last charged.
+    fn charge(&mut self, now: u64) {
+        let Some(sc) = self.current_sc else { return };
+        let used = now.saturating_sub(self.sc_started);
+        self.sc_started = now;
+        let s = &mut self.pds[sc as usize].sc;
+        s.remaining = s.remaining.saturating_sub(used);
+        if s.remaining == 0 {
+            self.budget_exhausted(sc, now);
+        }
+    }
+
+    fn budget_exhausted(&mut self, sc: PdId, now: u64) {
+        let s = &mut self.pds[sc as usize].sc;
+        let holder = s.holder;
+        let release_at = s.period_start.saturating_add(s.period);
+        if s.budget >= s.period || release_at <= now {
+            // A time slice (or a period already over): refill and go to the back of the queue.
+            s.remaining = s.budget;
+            s.period_start = now;
+            if self.runq.is_queued(holder) {
+                let prio = self.pds[holder as usize].priority;
+                self.runq.push_back(holder, prio);
+            }
+        } else {
+            s.throttled = true;
+            self.runq.remove(holder);
+            self.releases.insert(sc, release_at);
+        }
+    }
+
+    /// Refills SCs whose release time has come.
+    fn release_due(&mut self, now: u64) {
+        while let Some(sc) = self.releases.pop_due(now) {
+            let s = &mut self.pds[sc as usize].sc;
+            s.throttled = false;
+            s.remaining = s.budget;
+            s.period_start = now;
+            let holder = s.holder;
+            let h = &self.pds[holder as usize];
+            if h.state == State::Ready && h.running_sc == Some(sc) {
+                self.runq.push_back(holder, h.priority);
+            }
+        }
+    }
+
+    /// An SC starting to run after a pause gets a new period if its old one is over.
+    fn refresh(&mut self, sc: PdId, now: u64) {
+        let s = &mut self.pds[sc as usize].sc;
+        if !s.throttled && now >= s.period_start.saturating_add(s.period) {
+            s.remaining = s.budget;
+            s.period_start = now;
+        }
+    }
+
+    /// Chooses the PD to run next (None: idle), and arms the timer for the next event.
+    pub fn schedule(&mut self, plat: &mut impl Platform) -> Option<PdId> {
+        let now = plat.now();
+        self.charge(now);
+        self.release_due(now);
+        let next = self.runq.highest();
+        let next_sc = next.and_then(|pd| self.pds[pd as usize].running_sc);
+        if next_sc != self.current_sc {
+            if let Some(sc) = next_sc {
+                self.refresh(sc, now);
+            }
+            self.current_sc = next_sc;
+            self.sc_started = now;
+        }
+        self.current = next;
+        let mut deadline = self.releases.earliest().map(|(_, t)| t);
+        if let (Some(pd), Some(sc)) = (next, next_sc) {
+            let s = &self.pds[sc as usize].sc;
+            let prio = self.pds[pd as usize].priority;
+            if s.budget < s.period || self.runq.has_other_at(prio, pd) {
+                let end = now.saturating_add(s.remaining);
+                deadline = Some(deadline.map_or(end, |d| d.min(end)));
+            }
+        }
+        if deadline != self.armed {
+            plat.set_timer(deadline);
+            self.armed = deadline;
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,415 @@
+//! The kernel model driven by a fake platform: each test plays PDs by writing their registers
+//! and making system calls, as the arch layer would.
+
+use super::*;
+use bootinfo::{Builder, Channel, ChannelEnd, Irq, ProtectionDomain, Range, Trigger, NO_PD};
+use std::boxed::Box;
+use std::string::String;
+use std::vec;
+use std::vec::Vec;
+
+/// Time in microseconds (frequency 1 MHz) and a log of what the kernel asked for.
+#[derive(Default)]
+struct FakePlatform {
+    now: u64,
+    timer: Option<u64>,
+    irq_enabled: Vec<(u32, bool)>,
+    copies: Vec<(PdId, PdId, usize)>,
+    written: Vec<(PdId, Vec<u64>)>,
+    faults: Vec<(PdId, FaultKind)>,
+    printed: String,
+    shutdown: bool,
+    /// Fake IPC buffers, by PD (identified through ipc_buffer_paddr = index + 1).
+    mrs: Vec<[u64; 8]>,
+}
+
+impl Platform for FakePlatform {
+    fn now(&mut self) -> u64 {
+        self.now
+    }
+    fn frequency(&self) -> u64 {
+        1_000_000
+    }
+    fn set_timer(&mut self, deadline: Option<u64>) {
+        self.timer = deadline;
+    }
+    fn set_irq_enabled(&mut self, irq: u32, enabled: bool) {
+        self.irq_enabled.push((irq, enabled));
+    }
+    fn copy_mrs(&mut self, from: &Pd, to: &Pd, count: usize) {
+        let (f, t) = (from.ipc_buffer_paddr as usize - 1, to.ipc_buffer_paddr as usize - 1);
+        self.copies.push((f as PdId, t as PdId, count));
+        for i in 0..count.min(8) {
+            self.mrs[t][i] = self.mrs[f][i];
+        }
+    }
+    fn write_mrs(&mut self, to: &Pd, words: &[u64]) {
+        let t = to.ipc_buffer_paddr as usize - 1;
+        self.written.push((t as PdId, words.to_vec()));
+    }
+    fn debug_write(&mut self, _pd: PdId, vaddr: u64, len: u64) -> Result<(), Error> {
+        if vaddr == 0 {
+            return Err(Error::InvalidAddress);
+        }
+        self.printed.push_str(&std::format!("[{vaddr:#x}+{len}]"));
+        Ok(())
+    }
+    fn report_fault(&mut self, pd: PdId, _ctx: &UserContext, fault: &FaultInfo) {
+        self.faults.push((pd, fault.kind));
+    }
+    fn shutdown(&mut self) {
+        self.shutdown = true;
+    }
+}
+
+struct Spec {
+    priority: u8,
+    passive: bool,
+    budget: u64,
+    period: u64,
+    parent: Option<(u32, u32)>,
+    irqs: Vec<(u32, u32)>,
+}
+
+fn spec(priority: u8) -> Spec {
+    Spec { priority, passive: false, budget: 1000, period: 1000, parent: None, irqs: vec![] }
+}
+
+/// (pd_a, id_a, pp_a, notify_a, pd_b, id_b, pp_b, notify_b)
+type ChannelSpec = (u32, u32, bool, bool, u32, u32, bool, bool);
+
+fn boot(pds: Vec<Spec>, channels: &[ChannelSpec]) -> (Kernel<'static>, FakePlatform) {
+    let mut b = Builder::new();
+    for (i, s) in pds.iter().enumerate() {
+        let name = b.add_string(&std::format!("pd{i}"));
+        let first = b.irqs.len() as u32;
+        for &(irq, id) in &s.irqs {
+            b.irqs.push(Irq { irq, channel_id: id, trigger: Trigger::Level });
+        }
+        let (parent, child_id) = s.parent.unwrap_or((NO_PD, 0));
+        b.pds.push(ProtectionDomain {
+            name,
+            priority: s.priority,
+            passive: s.passive,
+            budget_us: s.budget,
+            period_us: s.period,
+            parent,
+            child_id,
+            entry: 0x20_0000,
+            stack_top: bootinfo::layout::PD_STACK_TOP,
+            stack_size: 0x1000,
+            irqs: Range { first, count: s.irqs.len() as u32 },
+            ..Default::default()
+        });
+    }
+    for c in channels {
+        b.channels.push(Channel {
+            ends: [
+                ChannelEnd { pd: c.0, id: c.1, pp: c.2, notify: c.3 },
+                ChannelEnd { pd: c.4, id: c.5, pp: c.6, notify: c.7 },
+            ],
+        });
+    }
+    let blob: &'static [u8] = Box::leak(b.finish(0x4800_0000).into_boxed_slice());
+    let info = BootInfo::parse(blob).unwrap();
+    let n = pds.len();
+    let storage = Storage {
+        pds: Box::leak(vec![Pd::EMPTY; n].into_boxed_slice()),
+        run_links: Box::leak(vec![Link::UNQUEUED; n].into_boxed_slice()),
+        release_heap: Box::leak(vec![0u32; n].into_boxed_slice()),
+        release_pos: Box::leak(vec![0u32; n].into_boxed_slice()),
+        release_time: Box::leak(vec![0u64; n].into_boxed_slice()),
+        irq_owner: Box::leak(vec![None; MAX_IRQS].into_boxed_slice()),
+    };
+    let k = Kernel::new(storage, &info, 1_000_000, 30).unwrap();
+    for (i, pd) in k.pds.iter_mut().enumerate() {
+        pd.ipc_buffer_paddr = i as u64 + 1;
+    }
+    let plat = FakePlatform { mrs: vec![[0; 8]; n], ..Default::default() };
+    (k, plat)
+}
+
+fn call(k: &mut Kernel, p: &mut FakePlatform, pd: PdId, number: u64, args: &[u64]) {
+    let ctx = &mut k.pds[pd as usize].ctx;
+    ctx.x[8] = number;
+    for (i, a) in args.iter().enumerate() {
+        ctx.x[i] = *a;
+    }
+    k.syscall(p, pd);
+}
+
+fn recv(k: &mut Kernel, p: &mut FakePlatform, pd: PdId) {
+    call(k, p, pd, sys::RECV, &[0, 0, 0, 0]);
+}
+
+fn x(k: &Kernel, pd: PdId, i: usize) -> u64 {
+    k.pds[pd as usize].ctx.x[i]
+}
+
+#[test]
+fn highest_priority_runs_first_and_waiting_pds_leave_the_queue() {
+    let (mut k, mut p) = boot(vec![spec(10), spec(200), spec(50)], &[]);
+    assert_eq!(k.schedule(&mut p), Some(1));
+    recv(&mut k, &mut p, 1);
+    assert_eq!(k.pds[1].state, State::Receiving);
+    assert_eq!(k.schedule(&mut p), Some(2));
+    recv(&mut k, &mut p, 2);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    recv(&mut k, &mut p, 0);
+    assert_eq!(k.schedule(&mut p), None);
+    assert_eq!(p.timer, None, "idle with nothing pending arms no timer");
+}
+
+#[test]
+fn notifications_coalesce_and_wake_the_receiver() {
+    // 0 <-> 1 on ids 3 / 4, and 0 <-> 1 again on ids 5 / 6.
+    let (mut k, mut p) = boot(vec![spec(1), spec(1)], &[(0, 3, false, true, 1, 4, false, true), (0, 5, false, true, 1, 6, false, true)]);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    recv(&mut k, &mut p, 0);
+    assert_eq!(k.schedule(&mut p), Some(1));
+    call(&mut k, &mut p, 1, sys::NOTIFY, &[4]);
+    assert_eq!(x(&k, 1, 0), 0);
+    // Woken with the bit of ITS id (3), ready behind the notifier.
+    assert_eq!(k.pds[0].state, State::Ready);
+    assert_eq!(x(&k, 0, 0), Event::Notification as u64);
+    assert_eq!(x(&k, 0, 1), 1 << 3);
+    // Two notifications to a busy PD arrive together.
+    call(&mut k, &mut p, 0, sys::NOTIFY, &[3]);
+    call(&mut k, &mut p, 0, sys::NOTIFY, &[5]);
+    recv(&mut k, &mut p, 1);
+    assert_eq!(x(&k, 1, 0), Event::Notification as u64);
+    assert_eq!(x(&k, 1, 1), (1 << 4) | (1 << 6));
+    assert_eq!(k.pds[1].pending, 0);
+}
+
+#[test]
+fn ungranted_uses_are_refused_with_errors() {
+    // 0 may notify 1 but not call it; 1 may neither notify nor call 0.
+    let (mut k, mut p) = boot(vec![spec(1), spec(2)], &[(0, 0, false, true, 1, 0, false, false)]);
+    call(&mut k, &mut p, 0, sys::PP_CALL, &[0, 0]);
+    assert_eq!(x(&k, 0, 0), Error::NotGranted as u64);
+    call(&mut k, &mut p, 1, sys::NOTIFY, &[0]);
+    assert_eq!(x(&k, 1, 0), Error::NotGranted as u64);
+    call(&mut k, &mut p, 0, sys::NOTIFY, &[7]);
+    assert_eq!(x(&k, 0, 0), Error::NotGranted as u64);
+    call(&mut k, &mut p, 0, sys::NOTIFY, &[62]);
+    assert_eq!(x(&k, 0, 0), Error::InvalidChannel as u64);
+    call(&mut k, &mut p, 0, sys::IRQ_ACK, &[0]);
+    assert_eq!(x(&k, 0, 0), Error::NotGranted as u64);
+    call(&mut k, &mut p, 0, sys::PD_RESTART, &[0, 0]);
+    assert_eq!(x(&k, 0, 0), Error::InvalidChild as u64);
+    call(&mut k, &mut p, 0, 999, &[]);
+    assert_eq!(x(&k, 0, 0), Error::InvalidCall as u64);
+    // A reply with nothing to reply to is reported, and the wait still happens.
+    call(&mut k, &mut p, 0, sys::RECV, &[RECV_REPLY, 0, 0, 0]);
+    assert_eq!(x(&k, 0, 4), Error::InvalidState as u64);
+    assert_eq!(k.pds[0].state, State::Receiving);
+    assert!(!p.shutdown);
+}
+
+#[test]
+fn protected_call_to_a_passive_server_runs_on_the_callers_time() {
+    let mut server = spec(100);
+    server.passive = true;
+    let (mut k, mut p) = boot(vec![spec(1), server], &[(0, 2, true, true, 1, 9, false, true)]);
+    assert_eq!(k.schedule(&mut p), Some(1));
+    recv(&mut k, &mut p, 1); // init done: passive from now on
+    assert_eq!(k.pds[1].running_sc, None);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    p.mrs[0][0] = 0xaa;
+    p.mrs[0][1] = 0xbb;
+    call(&mut k, &mut p, 0, sys::PP_CALL, &[2, MessageInfo::new(7, 2).0]);
+    assert_eq!(k.pds[0].state, State::AwaitingReply { server: 1 });
+    assert_eq!(k.schedule(&mut p), Some(1));
+    assert_eq!(k.pds[1].running_sc, Some(0));
+    assert_eq!(x(&k, 1, 0), Event::ProtectedCall as u64);
+    assert_eq!(x(&k, 1, 1), 9);
+    assert_eq!(MessageInfo(x(&k, 1, 2)), MessageInfo::new(7, 2));
+    assert_eq!(&p.mrs[1][..2], &[0xaa, 0xbb]);
+    // Reply with one MR.
+    p.mrs[1][0] = 0xcc;
+    call(&mut k, &mut p, 1, sys::RECV, &[RECV_REPLY, MessageInfo::new(3, 1).0, 0, 0]);
+    assert_eq!(x(&k, 1, 4), 0);
+    assert_eq!(k.pds[1].state, State::Receiving);
+    assert_eq!(k.pds[1].running_sc, None);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    assert_eq!(x(&k, 0, 0), 0);
+    assert_eq!(MessageInfo(x(&k, 0, 1)), MessageInfo::new(3, 1));
+    assert_eq!(p.mrs[0][0], 0xcc);
+    // A passive server can still be notified: it runs on its own SC.
+    call(&mut k, &mut p, 0, sys::NOTIFY, &[2]);
+    assert_eq!(k.schedule(&mut p), Some(1));
+    assert_eq!(k.pds[1].running_sc, Some(1));
+}
+
+#[test]
+fn calls_to_a_busy_server_queue_in_order() {
+    let (mut k, mut p) = boot(vec![spec(1), spec(1), spec(50)], &[(0, 0, true, true, 2, 0, false, true), (1, 0, true, true, 2, 1, false, true)]);
+    // The server has not waited yet: both callers queue.
+    call(&mut k, &mut p, 0, sys::PP_CALL, &[0, 0]);
+    call(&mut k, &mut p, 1, sys::PP_CALL, &[0, 0]);
+    assert_eq!(k.pds[0].state, State::Calling { server: 2 });
+    recv(&mut k, &mut p, 2);
+    assert_eq!((x(&k, 2, 0), x(&k, 2, 1)), (Event::ProtectedCall as u64, 0));
+    call(&mut k, &mut p, 2, sys::RECV, &[RECV_REPLY, 0, 0, 0]);
+    assert_eq!((x(&k, 2, 0), x(&k, 2, 1)), (Event::ProtectedCall as u64, 1));
+    assert_eq!(k.pds[0].state, State::Ready);
+    assert_eq!(k.pds[1].state, State::AwaitingReply { server: 2 });
+}
+
+#[test]
+fn child_fault_goes_to_parent_which_restarts_it() {
+    let mut child = spec(1);
+    child.parent = Some((0, 4));
+    let (mut k, mut p) = boot(vec![spec(10), child], &[]);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    recv(&mut k, &mut p, 0);
+    assert_eq!(k.schedule(&mut p), Some(1));
+    let fault = FaultInfo { kind: FaultKind::DataAbort, pc: 0x20_0040, address: 0x1234, syndrome: 0x9200_0047, is_write: true, sp: 0x10 };
+    k.fault(&mut p, 1, fault);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    assert_eq!(x(&k, 0, 0), Event::Fault as u64);
+    assert_eq!(x(&k, 0, 1), 4);
+    assert_eq!(MessageInfo(x(&k, 0, 2)).label(), FaultKind::DataAbort as u64);
+    assert_eq!(p.written, vec![(0, fault.message().to_vec())]);
+    assert!(p.faults.is_empty(), "a child's fault is not reported on the console");
+    call(&mut k, &mut p, 0, sys::PD_RESTART, &[4, 0x20_0000]);
+    assert_eq!(x(&k, 0, 0), 0);
+    assert_eq!(k.pds[1].state, State::Ready);
+    assert_eq!(k.pds[1].ctx.pc, 0x20_0000);
+    // Replying to the (already restarted) fault is harmless; then stop and resume.
+    call(&mut k, &mut p, 0, sys::PD_STOP, &[4]);
+    assert_eq!(k.pds[1].state, State::Stopped);
+    call(&mut k, &mut p, 0, sys::PD_RESUME, &[4]);
+    assert_eq!(k.pds[1].state, State::Ready);
+    call(&mut k, &mut p, 1, sys::PD_STOP, &[4]);
+    assert_eq!(x(&k, 1, 0), Error::InvalidChild as u64, "a child cannot stop its siblings or itself");
+}
+
+#[test]
+fn root_fault_stops_only_that_pd() {
+    let (mut k, mut p) = boot(vec![spec(10), spec(5)], &[]);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    let f = FaultInfo { kind: FaultKind::UndefinedInstruction, pc: 0x20_0000, address: 0, syndrome: 0, is_write: false, sp: 0 };
+    k.fault(&mut p, 0, f);
+    assert_eq!(p.faults, vec![(0, FaultKind::UndefinedInstruction)]);
+    assert_eq!(k.pds[0].state, State::Stopped);
+    assert_eq!(k.schedule(&mut p), Some(1));
+}
+
+#[test]
+fn equal_priorities_share_by_round_robin() {
+    let (mut k, mut p) = boot(vec![spec(5), spec(5)], &[]);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    assert_eq!(p.timer, Some(1000), "a peer at the same priority needs a time slice");
+    p.now = 1000;
+    k.timer_expired();
+    assert_eq!(k.schedule(&mut p), Some(1));
+    assert_eq!(p.timer, Some(2000));
+    p.now = 2000;
+    k.timer_expired();
+    assert_eq!(k.schedule(&mut p), Some(0));
+}
+
+#[test]
+fn a_spent_budget_throttles_until_the_period_ends() {
+    let mut spinner = spec(5);
+    spinner.budget = 300;
+    spinner.period = 1000;
+    let (mut k, mut p) = boot(vec![spinner, spec(1)], &[]);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    assert_eq!(p.timer, Some(300));
+    p.now = 300;
+    k.timer_expired();
+    // The lower-priority PD gets the rest of the period.
+    assert_eq!(k.schedule(&mut p), Some(1));
+    assert_eq!(p.timer, Some(1000));
+    p.now = 1000;
+    k.timer_expired();
+    assert_eq!(k.schedule(&mut p), Some(0));
+    assert_eq!(p.timer, Some(1300));
+}
+
+#[test]
+fn a_lone_pd_with_a_full_budget_gets_no_timer() {
+    let (mut k, mut p) = boot(vec![spec(5)], &[]);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    assert_eq!(p.timer, None);
+}
+
+#[test]
+fn irqs_are_masked_until_acked_and_preempt_lower_priorities() {
+    let mut driver = spec(200);
+    driver.irqs = vec![(33, 7)];
+    let (mut k, mut p) = boot(vec![spec(1), driver], &[]);
+    assert_eq!(k.owned_irqs().collect::<Vec<_>>(), vec![(33, 1)]);
+    assert_eq!(k.schedule(&mut p), Some(1));
+    recv(&mut k, &mut p, 1);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    k.interrupt(&mut p, 33);
+    assert_eq!(p.irq_enabled, vec![(33, false)]);
+    assert_eq!(k.schedule(&mut p), Some(1), "the driver preempts");
+    assert_eq!(x(&k, 1, 1), 1 << 7);
+    // Deferred ack fused with the next wait.
+    call(&mut k, &mut p, 1, sys::RECV, &[0, 0, DeferredKind::IrqAck as u64, 7]);
+    assert_eq!(x(&k, 1, 3), 0);
+    assert_eq!(p.irq_enabled, vec![(33, false), (33, true)]);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    // The kernel's own timer interrupt is not a PD's.
+    k.interrupt(&mut p, 30);
+    assert_eq!(p.irq_enabled.len(), 2);
+}
+
+#[test]
+fn descriptions_claiming_kernel_or_shared_irqs_are_refused() {
+    let mut a = spec(1);
+    a.irqs = vec![(30, 1)];
+    let mut b = Builder::new();
+    let name = b.add_string("a");
+    b.irqs.push(Irq { irq: 30, channel_id: 1, trigger: Trigger::Level });
+    b.pds.push(ProtectionDomain {
+        name,
+        priority: a.priority,
+        budget_us: 1000,
+        period_us: 1000,
+        parent: NO_PD,
+        stack_top: bootinfo::layout::PD_STACK_TOP,
+        stack_size: 0x1000,
+        irqs: Range { first: 0, count: 1 },
+        ..Default::default()
+    });
+    let blob = b.finish(0x4800_0000);
+    let info = BootInfo::parse(&blob).unwrap();
+    let storage = Storage {
+        pds: Box::leak(vec![Pd::EMPTY; 1].into_boxed_slice()),
+        run_links: Box::leak(vec![Link::UNQUEUED; 1].into_boxed_slice()),
+        release_heap: Box::leak(vec![0u32; 1].into_boxed_slice()),
+        release_pos: Box::leak(vec![0u32; 1].into_boxed_slice()),
+        release_time: Box::leak(vec![0u64; 1].into_boxed_slice()),
+        irq_owner: Box::leak(vec![None; MAX_IRQS].into_boxed_slice()),
+    };
+    assert!(matches!(Kernel::new(storage, &info, 1_000_000, 30), Err(BuildError::BadIrq(30))));
+}
+
+#[test]
+fn debug_print_and_shutdown_reach_the_platform() {
+    let (mut k, mut p) = boot(vec![spec(1)], &[]);
+    call(&mut k, &mut p, 0, sys::DEBUG_PUTS, &[0x20_1000, 5]);
+    assert_eq!(x(&k, 0, 0), 0);
+    call(&mut k, &mut p, 0, sys::DEBUG_PUTS, &[0, 5]);
+    assert_eq!(x(&k, 0, 0), Error::InvalidAddress as u64);
+    assert_eq!(p.printed, "[0x201000+5]");
+    call(&mut k, &mut p, 0, sys::DEBUG_SHUTDOWN, &[]);
+    assert!(p.shutdown);
+}
+
+#[test]
+fn syndromes_classify() {
+    assert_eq!(classify_syndrome(0x9200_0047), (FaultKind::DataAbort, true)); // EC 0x24, WnR
+    assert_eq!(classify_syndrome(0x9200_0007), (FaultKind::DataAbort, false));
+    assert_eq!(classify_syndrome(0x9200_0061), (FaultKind::Alignment, true));
+    assert_eq!(classify_syndrome(0x8200_000f), (FaultKind::InstructionAbort, false));
+    assert_eq!(classify_syndrome(0x0200_0000), (FaultKind::UndefinedInstruction, false));
+    assert_eq!(classify_syndrome(0xf200_0000), (FaultKind::Debug, false)); // BRK
+    assert_eq!(classify_syndrome(0x8a00_0000), (FaultKind::Alignment, false)); // PC alignment
+}

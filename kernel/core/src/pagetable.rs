@@ -1,0 +1,294 @@
+//! aarch64 stage-1 translation tables for PD address spaces: 4 KiB granule, 39-bit user
+//! addresses (`bootinfo::layout::USER_TOP`), so three levels (1 GiB, 2 MiB, 4 KiB entries).
+//!
+//! Written here rather than with `aarch64-paging` because PD address spaces need things that
+//! crate does not offer: tables the kernel allocates from its own frame allocator and may share
+//! between address spaces (DESIGN-NOTES 4: forked instances link read-only subtrees), ASID-tagged
+//! (non-global) user entries, and host tests against a fake memory.
+//!
+//! Memory attribute indices follow the MAIR_EL1 value the boot code programs:
+//! index 0 = Device-nGnRE, 1 = Normal write-back, 2 = Normal non-cacheable.
+
+/// Entries per table.
+pub const ENTRIES: usize = 512;
+/// The small page.
+pub const PAGE_SIZE: u64 = 4096;
+/// A level-2 block.
+pub const LARGE_PAGE_SIZE: u64 = 2 << 20;
+/// The first address past the user address space.
+pub const USER_TOP: u64 = 1 << 39;
+
+/// MAIR index of Device-nGnRE memory.
+pub const MAIR_DEVICE: u64 = 0;
+/// MAIR index of normal write-back memory.
+pub const MAIR_NORMAL: u64 = 1;
+
+const VALID: u64 = 1 << 0;
+const TABLE_OR_PAGE: u64 = 1 << 1;
+const ATTR_SHIFT: u32 = 2;
+const AP_EL0: u64 = 1 << 6;
+const AP_READ_ONLY: u64 = 1 << 7;
+const SH_INNER: u64 = 3 << 8;
+const AF: u64 = 1 << 10;
+const NOT_GLOBAL: u64 = 1 << 11;
+const PXN: u64 = 1 << 53;
+const UXN: u64 = 1 << 54;
+const ADDRESS_MASK: u64 = 0x0000_ffff_ffff_f000;
+
+/// Where tables live: the kernel implements this over its frame allocator and direct map, the
+/// tests over a vector.
+pub trait TableMemory {
+    /// A new zeroed table; returns its physical address.
+    fn alloc_table(&mut self) -> Option<u64>;
+    /// The table at `paddr` (one returned by `alloc_table`).
+    fn table(&mut self, paddr: u64) -> &mut [u64; ENTRIES];
+}
+
+/// What a PD may do with a page, and how it is cached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageAttrs {
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+    /// Device memory (Device-nGnRE): for `cached="false"` maps.
+    pub device: bool,
+}
+
+/// Page sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageSize {
+    Small,
+    Large,
+}
+
+impl PageSize {
+    /// Bytes.
+    pub fn bytes(self) -> u64 {
+        match self {
+            PageSize::Small => PAGE_SIZE,
+            PageSize::Large => LARGE_PAGE_SIZE,
+        }
+    }
+}
+
+/// Why a mapping was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// Address not aligned to the page size.
+    Misaligned,
+    /// Outside the user address space.
+    OutOfRange,
+    /// Something is already mapped there.
+    AlreadyMapped,
+    /// Writable and executable at once (W^X), or no access at all.
+    BadPermissions,
+    /// No memory for a table.
+    OutOfMemory,
+}
+
+/// A leaf found by [`lookup`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    /// Physical address of `va` itself (page base plus offset).
+    pub paddr: u64,
+    pub size: PageSize,
+    pub attrs: PageAttrs,
+}
+
+/// The leaf descriptor of a user page.
+pub fn leaf_descriptor(paddr: u64, attrs: PageAttrs, size: PageSize) -> u64 {
+    let kind = match size {
+        PageSize::Small => VALID | TABLE_OR_PAGE,
+        PageSize::Large => VALID,
+    };
+    let mut d = (paddr & ADDRESS_MASK) | kind | AF | NOT_GLOBAL | PXN;
+    d |= if attrs.device { MAIR_DEVICE << ATTR_SHIFT } else { (MAIR_NORMAL << ATTR_SHIFT) | SH_INNER };
+    if attrs.read {
+        d |= AP_EL0;
+    }
+    if !attrs.write {
+        d |= AP_READ_ONLY;
+    }
+    if !attrs.execute || attrs.device {
+        d |= UXN;
+    }
+    d
+}
+
+fn decode_attrs(d: u64) -> PageAttrs {
+    PageAttrs {
+        read: d & AP_EL0 != 0,
+        write: d & AP_READ_ONLY == 0,
+        execute: d & UXN == 0,
+        device: (d >> ATTR_SHIFT) & 7 == MAIR_DEVICE,
+    }
+}
+
+fn index(va: u64, level: u32) -> usize {
+    ((va >> (39 - 9 * level)) & 0x1ff) as usize
+}
+
+/// Allocates an empty root table.
+pub fn new_root(mem: &mut impl TableMemory) -> Option<u64> {
+    mem.alloc_table()
+}
+
+/// Maps one page or block at `va` to `paddr`.
+pub fn map(mem: &mut impl TableMemory, root: u64, va: u64, paddr: u64, size: PageSize, attrs: PageAttrs) -> Result<(), MapError> {
+    let bytes = size.bytes();
+    if va % bytes != 0 || paddr % bytes != 0 {
+        return Err(MapError::Misaligned);
+    }
+    if va.checked_add(bytes).is_none_or(|end| end > USER_TOP) {
+        return Err(MapError::OutOfRange);
+    }
+    let writable_and_executable = attrs.write && attrs.execute;
+    let no_access = !attrs.read && !attrs.execute;
+    let write_only = attrs.write && !attrs.read;
+    if writable_and_executable || no_access || write_only {
+        return Err(MapError::BadPermissions);
+    }
+    let leaf_level = match size {
+        PageSize::Small => 3,
+        PageSize::Large => 2,
+    };
+    let mut table = root;
+    for level in 1..leaf_level {
+        let i = index(va, level);
+        let d = mem.table(table)[i];
+        table = if d & VALID == 0 {
+            let t = mem.alloc_table().ok_or(MapError::OutOfMemory)?;
+            mem.table(table)[i] = t | VALID | TABLE_OR_PAGE;
+            t
+        } else if d & TABLE_OR_PAGE == 0 {
+            return Err(MapError::AlreadyMapped); // a block covers it
+        } else {
+            d & ADDRESS_MASK
+        };
+    }
+    let i = index(va, leaf_level);
+    let entry = &mut mem.table(table)[i];
+    if *entry & VALID != 0 {
+        return Err(MapError::AlreadyMapped);
+    }
+    *entry = leaf_descriptor(paddr, attrs, size);
+    Ok(())
+}
+
+/// Finds the page mapping `va`, if any.
+pub fn lookup(mem: &mut impl TableMemory, root: u64, va: u64) -> Option<Leaf> {
+    if va >= USER_TOP {
+        return None;
+    }
+    let mut table = root;
+    for level in 1..=3 {
+        let d = mem.table(table)[index(va, level)];
+        if d & VALID == 0 {
+            return None;
+        }
+        let is_leaf = level == 3 || d & TABLE_OR_PAGE == 0;
+        if is_leaf {
+            let size = if level == 3 { PageSize::Small } else { PageSize::Large };
+            if level == 1 {
+                return None; // 1 GiB blocks are never created for PDs
+            }
+            let offset = va & (size.bytes() - 1);
+            return Some(Leaf { paddr: (d & ADDRESS_MASK & !(size.bytes() - 1)) + offset, size, attrs: decode_attrs(d) });
+        }
+        table = d & ADDRESS_MASK;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::boxed::Box;
+
+    /// Tables in a map keyed by fake physical address.
+    struct FakeMemory {
+        tables: BTreeMap<u64, Box<[u64; ENTRIES]>>,
+        next: u64,
+        limit: usize,
+    }
+
+    impl FakeMemory {
+        fn new(limit: usize) -> Self {
+            FakeMemory { tables: BTreeMap::new(), next: 0x8000_0000, limit }
+        }
+    }
+
+    impl TableMemory for FakeMemory {
+        fn alloc_table(&mut self) -> Option<u64> {
+            if self.tables.len() >= self.limit {
+                return None;
+            }
+            let p = self.next;
+            self.next += PAGE_SIZE;
+            self.tables.insert(p, Box::new([0; ENTRIES]));
+            Some(p)
+        }
+        fn table(&mut self, paddr: u64) -> &mut [u64; ENTRIES] {
+            self.tables.get_mut(&paddr).expect("not a table")
+        }
+    }
+
+    const RX: PageAttrs = PageAttrs { read: true, write: false, execute: true, device: false };
+    const RW: PageAttrs = PageAttrs { read: true, write: true, execute: false, device: false };
+    const RO: PageAttrs = PageAttrs { read: true, write: false, execute: false, device: false };
+
+    #[test]
+    fn maps_and_looks_up() {
+        let mut m = FakeMemory::new(100);
+        let root = new_root(&mut m).unwrap();
+        map(&mut m, root, 0x20_0000, 0x4100_0000, PageSize::Small, RX).unwrap();
+        map(&mut m, root, 0x20_1000, 0x4100_5000, PageSize::Small, RW).unwrap();
+        map(&mut m, root, 0x4000_0000, 0x4200_0000, PageSize::Large, RO).unwrap();
+        let leaf = lookup(&mut m, root, 0x20_1234).unwrap();
+        assert_eq!(leaf.paddr, 0x4100_5234);
+        assert_eq!(leaf.attrs, RW);
+        assert_eq!(lookup(&mut m, root, 0x20_0010).unwrap().attrs, RX);
+        let big = lookup(&mut m, root, 0x4010_0008).unwrap();
+        assert_eq!((big.paddr, big.size, big.attrs), (0x4210_0008, PageSize::Large, RO));
+        assert_eq!(lookup(&mut m, root, 0x20_2000), None);
+        assert_eq!(lookup(&mut m, root, USER_TOP), None);
+        // root + one L2 + one L3 for the small pages, one more L2 for the block (other GiB).
+        assert_eq!(m.tables.len(), 4);
+    }
+
+    #[test]
+    fn refuses_overlaps_and_bad_requests() {
+        let mut m = FakeMemory::new(100);
+        let root = new_root(&mut m).unwrap();
+        map(&mut m, root, 0x20_0000, 0x4100_0000, PageSize::Small, RX).unwrap();
+        assert_eq!(map(&mut m, root, 0x20_0000, 0x4100_0000, PageSize::Small, RX), Err(MapError::AlreadyMapped));
+        assert_eq!(map(&mut m, root, 0x60_0000, 0x4100_0000, PageSize::Large, RO), Ok(()));
+        assert_eq!(map(&mut m, root, 0x60_1000, 0x4100_0000, PageSize::Small, RO), Err(MapError::AlreadyMapped));
+        assert_eq!(map(&mut m, root, 0x20_0800, 0x4100_0000, PageSize::Small, RO), Err(MapError::Misaligned));
+        assert_eq!(map(&mut m, root, USER_TOP, 0x4100_0000, PageSize::Small, RO), Err(MapError::OutOfRange));
+        let wx = PageAttrs { read: true, write: true, execute: true, device: false };
+        assert_eq!(map(&mut m, root, 0x30_0000, 0x4100_0000, PageSize::Small, wx), Err(MapError::BadPermissions));
+        assert_eq!(map(&mut m, root, 0x30_0000, 0x4100_0000, PageSize::Small, PageAttrs::default()), Err(MapError::BadPermissions));
+        let mut tiny = FakeMemory::new(1);
+        let root = new_root(&mut tiny).unwrap();
+        assert_eq!(map(&mut tiny, root, 0, 0, PageSize::Small, RO), Err(MapError::OutOfMemory));
+    }
+
+    #[test]
+    fn descriptor_bits() {
+        // Normal RW user page: valid page, AF, nG, PXN, UXN, EL0 access, inner shareable, attr 1.
+        let d = leaf_descriptor(0x4000_1000, RW, PageSize::Small);
+        assert_eq!(d, 0x4000_1000 | 0b11 | (1 << 10) | (1 << 11) | (1 << 53) | (1 << 54) | (1 << 6) | (3 << 8) | (1 << 2));
+        // Device pages are never executable and use attr 0.
+        let dev = PageAttrs { read: true, write: true, execute: true, device: true };
+        let d = leaf_descriptor(0x0900_0000, dev, PageSize::Small);
+        assert_ne!(d & (1 << 54), 0);
+        assert_eq!((d >> 2) & 7, MAIR_DEVICE);
+        // Execute-only: no EL0 data access, EL0 may execute, EL1 never.
+        let x = leaf_descriptor(0x1000, PageAttrs { execute: true, ..Default::default() }, PageSize::Small);
+        assert_eq!(x & (1 << 6), 0);
+        assert_eq!(x & (1 << 54), 0);
+        assert_ne!(x & (1 << 53), 0);
+    }
+}

@@ -1,0 +1,136 @@
+//! Builds the PDs of the boot description: address spaces (ELF segments mapped in place by
+//! their permissions, zeroed frames past the file data, stack with a guard page, every map of
+//! the description), ASIDs, IPC buffers and the kernel's tables.
+
+use bootinfo::layout::{PAGE_SIZE, STACK_GUARD_SIZE};
+use bootinfo::{BootInfo, Perms, REGION_ZERO};
+use edgeos_kernel_core::asid::AsidAllocator;
+use edgeos_kernel_core::kernel::{Kernel, Pd, Storage, MAX_IRQS};
+use edgeos_kernel_core::pagetable::{self, MapError, PageAttrs, PageSize};
+use edgeos_kernel_core::runqueue::Link;
+
+use crate::arch;
+use crate::memory::{self, Memory};
+use crate::println;
+
+/// Why the system could not be built.
+#[derive(Debug)]
+pub enum LoadError {
+    OutOfMemory(&'static str),
+    Map { pd: usize, vaddr: u64, error: MapError },
+    Kernel(edgeos_kernel_core::kernel::BuildError),
+    /// A segment's data or a region is not where the description says.
+    BadAddress { pd: usize, vaddr: u64 },
+}
+
+impl core::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LoadError::OutOfMemory(what) => write!(f, "out of memory for {what}"),
+            LoadError::Map { pd, vaddr, error } => write!(f, "PD {pd}: cannot map {vaddr:#x}: {error:?}"),
+            LoadError::Kernel(e) => write!(f, "{e}"),
+            LoadError::BadAddress { pd, vaddr } => write!(f, "PD {pd}: no backing memory for {vaddr:#x}"),
+        }
+    }
+}
+
+fn attrs(perms: Perms, cached: bool) -> PageAttrs {
+    PageAttrs { read: perms.read, write: perms.write, execute: perms.execute, device: !cached }
+}
+
+/// Builds every PD. `blob_paddr` is where the boot blob sits in RAM.
+pub fn load(info: &BootInfo<'static>, blob_paddr: u64, mem: &mut Memory, frequency: u64) -> Result<Kernel<'static>, LoadError> {
+    let n = info.pd_count();
+    // Regions the tool allocated in RAM without contents start zeroed.
+    for r in 0..info.region_count() {
+        let region = info.region(r);
+        if region.flags & REGION_ZERO != 0 {
+            // SAFETY: the tool placed this region in RAM below reserved_end_paddr, owned by no
+            // one yet; BootInfo::parse checked its bounds do not overflow.
+            unsafe { memory::zero_phys(region.paddr, region.size) };
+        }
+    }
+
+    let storage = Storage {
+        pds: mem.alloc_table(n, Pd::EMPTY).ok_or(LoadError::OutOfMemory("PD table"))?,
+        run_links: mem.alloc_table(n, Link::UNQUEUED).ok_or(LoadError::OutOfMemory("run queues"))?,
+        release_heap: mem.alloc_table(n, 0u32).ok_or(LoadError::OutOfMemory("release queue"))?,
+        release_pos: mem.alloc_table(n, 0u32).ok_or(LoadError::OutOfMemory("release queue"))?,
+        release_time: mem.alloc_table(n, 0u64).ok_or(LoadError::OutOfMemory("release queue"))?,
+        irq_owner: mem.alloc_table(MAX_IRQS, None).ok_or(LoadError::OutOfMemory("IRQ table"))?,
+    };
+    let kernel = Kernel::new(storage, info, frequency, arch::timer::KERNEL_TIMER_IRQ).map_err(LoadError::Kernel)?;
+    let mut asids = AsidAllocator::new(arch::mmu::asid_bits());
+
+    for i in 0..n {
+        let d = info.pd(i);
+        let root = pagetable::new_root(mem).ok_or(LoadError::OutOfMemory("translation tables"))?;
+        let map = |mem: &mut Memory, vaddr: u64, paddr: u64, size: PageSize, a: PageAttrs| {
+            pagetable::map(mem, root, vaddr, paddr, size, a).map_err(|error| LoadError::Map { pd: i, vaddr, error })
+        };
+
+        // ELF segments: file pages in place (the blob is in RAM), zeroed frames past them.
+        for s in info.pd_segments(&d) {
+            let seg = info.segment(s);
+            let a = attrs(seg.perms, true);
+            let pages = seg.mem_size.div_ceil(PAGE_SIZE);
+            let file_pages = seg.file_size.div_ceil(PAGE_SIZE);
+            for p in 0..pages {
+                let vaddr = seg.vaddr + p * PAGE_SIZE;
+                let paddr = if p < file_pages {
+                    blob_paddr + seg.data_offset + p * PAGE_SIZE
+                } else {
+                    mem.zeroed_frame().ok_or(LoadError::OutOfMemory("PD memory"))?
+                };
+                map(mem, vaddr, paddr, PageSize::Small, a)?;
+            }
+            if seg.perms.execute && file_pages > 0 {
+                arch::mmu::sync_instruction_cache(arch::phys_to_virt(blob_paddr + seg.data_offset), file_pages * PAGE_SIZE);
+            }
+        }
+
+        // The stack; the page below it (the guard) stays unmapped.
+        let rw = PageAttrs { read: true, write: true, execute: false, device: false };
+        let stack_base = d.stack_top - d.stack_size;
+        const { assert!(STACK_GUARD_SIZE >= PAGE_SIZE) };
+        for p in 0..d.stack_size / PAGE_SIZE {
+            let frame = mem.zeroed_frame().ok_or(LoadError::OutOfMemory("PD stacks"))?;
+            map(mem, stack_base + p * PAGE_SIZE, frame, PageSize::Small, rw)?;
+        }
+
+        // Memory regions.
+        for m in info.pd_maps(&d) {
+            let mp = info.map(m);
+            let region = info.region(mp.region as usize);
+            let size = if region.page_size == bootinfo::layout::LARGE_PAGE_SIZE { PageSize::Large } else { PageSize::Small };
+            let a = attrs(mp.perms, mp.cached);
+            let mut off = 0;
+            while off < region.size {
+                map(mem, mp.vaddr + off, region.paddr + off, size, a)?;
+                off += size.bytes();
+            }
+        }
+
+        // The IPC buffer must be a writable page of the PD's own image.
+        let ipc = if d.ipc_buffer != 0 {
+            match pagetable::lookup(mem, root, d.ipc_buffer) {
+                Some(leaf) if leaf.attrs.write && !leaf.attrs.device => leaf.paddr,
+                _ => return Err(LoadError::BadAddress { pd: i, vaddr: d.ipc_buffer }),
+            }
+        } else {
+            0
+        };
+
+        let (asid, rolled) = asids.alloc();
+        if rolled {
+            println!("edgeos: more PDs than ASIDs; address-space ids are being recycled");
+            arch::mmu::flush_all_user();
+        }
+        let pd = &mut kernel.pds[i];
+        pd.root = root;
+        pd.asid = asid;
+        pd.ipc_buffer_paddr = ipc;
+    }
+    arch::mmu::table_write_barrier();
+    Ok(kernel)
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# EdgeOS QEMU system tests.
+#
+#   tests/system/run.sh [NAME...]      run all tests (or the named ones)
+#
+# Builds the kernel and every PD program (release, aarch64-unknown-none), copies the ELFs to
+# build/elf/, then for each tests/system/NAME/system.xml: builds build/NAME.img with the edgeos
+# tool, boots it in QEMU under a timeout and checks the log: it must contain the line
+# "EDGEOS-TEST: PASS", no "EDGEOS-TEST: FAIL", and every line of NAME/expect (if present).
+# QEMU must exit by itself (the test powers the machine off). NAME/qemu-args, if present, holds
+# extra QEMU arguments (e.g. `-icount shift=0` for benchmarks).
+#
+# Environment: CPU, GIC, EL2 (passed to qemu/run.sh), TIMEOUT (seconds per test, default 30),
+# MATRIX=1 runs every test on each of cortex-a53/GICv2/EL1, cortex-a72/GICv3/EL2 and max/GICv3/EL1.
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+timeout_s=${TIMEOUT:-30}
+target=aarch64-unknown-none
+out=build
+mkdir -p "$out/elf"
+
+# The kernel and every PD program, into build/elf/ (the image builder's search path).
+if ! tools/build-bare.sh; then
+    echo "build failed"
+    exit 1
+fi
+if ! cargo build -q --bin edgeos; then
+    echo "building the edgeos tool failed"
+    exit 1
+fi
+
+if [ $# -gt 0 ]; then
+    tests=("$@")
+else
+    tests=()
+    for d in tests/system/*/; do
+        [ -f "$d/system.xml" ] && tests+=("$(basename "$d")")
+    done
+fi
+
+if [ "${MATRIX:-0}" = 1 ]; then
+    configs=("cortex-a53 2 0" "cortex-a72 3 1" "max 3 0")
+else
+    configs=("${CPU:-cortex-a53} ${GIC:-2} ${EL2:-0}")
+fi
+
+passed=0
+failed=0
+failures=()
+for name in "${tests[@]}"; do
+    dir="tests/system/$name"
+    img="$out/$name.img"
+    if ! cargo run -q --bin edgeos -- build "$dir/system.xml" --board qemu-virt-aarch64 \
+            --search-path "$out/elf" -o "$img" >"$out/$name.build.log" 2>&1; then
+        echo "FAIL $name (image build failed, see $out/$name.build.log)"
+        cat "$out/$name.build.log"
+        failed=$((failed + 1))
+        failures+=("$name")
+        continue
+    fi
+    for config in "${configs[@]}"; do
+        read -r cpu gic el2 <<<"$config"
+        label="$name [$cpu gicv$gic el$((el2 + 1))]"
+        log="$out/$name.$cpu.gic$gic.el$((el2 + 1)).log"
+        start=$(date +%s.%N)
+        extra=()
+        if [ -f "$dir/qemu-args" ]; then
+            read -r -a extra <"$dir/qemu-args"
+        fi
+        CPU=$cpu GIC=$gic EL2=$el2 timeout "$timeout_s" qemu/run.sh "$img" "${extra[@]}" </dev/null >"$log" 2>&1
+        rc=$?
+        secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+        why=""
+        if [ $rc -eq 124 ]; then
+            why="timed out after ${timeout_s}s"
+        elif [ $rc -ne 0 ]; then
+            why="qemu exited with $rc"
+        elif grep -q "EDGEOS-TEST: FAIL" "$log"; then
+            why=$(grep -m1 "EDGEOS-TEST: FAIL" "$log")
+        elif ! grep -q "EDGEOS-TEST: PASS" "$log"; then
+            why="no PASS marker"
+        elif [ -f "$dir/expect" ]; then
+            while IFS= read -r line; do
+                [ -z "$line" ] && continue
+                if ! grep -qF -- "$line" "$log"; then
+                    why="missing expected line: $line"
+                    break
+                fi
+            done <"$dir/expect"
+        fi
+        if [ -z "$why" ]; then
+            echo "ok   $label (${secs}s)"
+            passed=$((passed + 1))
+        else
+            echo "FAIL $label: $why (log: $log)"
+            tail -n 20 "$log" | sed 's/^/    | /'
+            failed=$((failed + 1))
+            failures+=("$label")
+        fi
+    done
+done
+
+echo
+echo "system-tests: $passed passed, $failed failed"
+for f in "${failures[@]}"; do
+    echo "  failed: $f"
+done
+[ $failed -eq 0 ]
