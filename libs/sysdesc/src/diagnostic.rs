@@ -198,14 +198,15 @@ pub fn render(diags: &[Diagnostic], text: &str, color: bool) -> String {
             Severity::Warning => Level::Warning,
         };
         let fallback_location;
+        let snippet = snippet_line(text, &line_starts, &diag.span);
         let mut message = level.title(&diag.message);
-        match snippet_line(text, &line_starts, &diag.span) {
+        match &snippet {
             Some(line) => {
                 message = message.snippet(
-                    Snippet::source(line.text)
+                    Snippet::source(&line.text)
                         .line_start(line.number)
                         .origin(&diag.file)
-                        .annotation(level.span(line.range)),
+                        .annotation(level.span(line.range.clone())),
                 );
             }
             None => {
@@ -224,8 +225,8 @@ pub fn render(diags: &[Diagnostic], text: &str, color: bool) -> String {
 
 /// The single source line a span starts on, with the span made relative to
 /// it and trimmed to it.
-struct SnippetLine<'a> {
-    text: &'a str,
+struct SnippetLine {
+    text: String,
     number: usize,
     range: Range<usize>,
 }
@@ -250,11 +251,7 @@ impl LineStarts {
     }
 }
 
-fn snippet_line<'a>(
-    text: &'a str,
-    lines: &LineStarts,
-    span: &Range<usize>,
-) -> Option<SnippetLine<'a>> {
+fn snippet_line(text: &str, lines: &LineStarts, span: &Range<usize>) -> Option<SnippetLine> {
     if span.start > text.len() || !text.is_char_boundary(span.start) {
         return None;
     }
@@ -270,6 +267,16 @@ fn snippet_line<'a>(
     if line.chars().any(|c| c.is_control() && c != '\t') {
         return None;
     }
+    // The renderer measures indentation and annotation columns differently
+    // for tabs and other whitespace, and its long-line trimming underflows
+    // when they disagree (or when the annotation lies far inside the
+    // indentation). So tabs are shown as single spaces (keeping every
+    // offset and column), other indentation is not shown, and an annotation
+    // inside the indentation is stretched to the first visible character.
+    let indent = line.len() - line.trim_start().len();
+    if !line[..indent].bytes().all(|b| b == b' ' || b == b'\t') {
+        return None;
+    }
     let rel_start = (start - line_begin).min(line.len());
     let mut rel_end = floor_char_boundary(line, span.end.saturating_sub(line_begin));
     if rel_end <= rel_start {
@@ -279,8 +286,15 @@ fn snippet_line<'a>(
             .next()
             .map_or(rel_start, |c| rel_start + c.len_utf8());
     }
+    if rel_end <= indent && indent < line.len() {
+        rel_end = floor_char_boundary(line, indent + 1);
+        rel_end = line[indent..]
+            .chars()
+            .next()
+            .map_or(rel_end, |c| indent + c.len_utf8());
+    }
     Some(SnippetLine {
-        text: line,
+        text: line.replace('\t', " "),
         number: index + 1,
         range: rel_start..rel_end,
     })
@@ -322,6 +336,18 @@ mod tests {
         assert_eq!(d.one_line(), "s.xml:2:3: error: bad y");
         let w = Diagnostic::warning_at("s.xml", "x", 0..1, "odd x", None);
         assert_eq!(w.one_line(), "s.xml:1:1: warning: odd x");
+    }
+
+    #[test]
+    fn render_survives_deep_tab_indentation_and_spans_inside_it() {
+        // Found by fuzzing: a long line indented with tabs made the
+        // renderer's trimming underflow.
+        let text = format!("{}<a>{}\n  \u{3000}x\n", "\t".repeat(40), "b".repeat(300));
+        for start in [0, 5, 40, 41, 300, text.len() - 3] {
+            let d = Diagnostic::error_at("t.xml", &text, start..start + 1, "m", None);
+            let out = render(&[d], &text, false);
+            assert!(out.contains("error: m"), "{out}");
+        }
     }
 
     #[test]

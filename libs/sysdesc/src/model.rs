@@ -309,7 +309,7 @@ pub enum Polarity {
 }
 
 /// A PCI function address, written `BUS:DEV.FUNC` in hex.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct PciAddress {
     /// Bus, 0..=255.
     pub bus: u8,

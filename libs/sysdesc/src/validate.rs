@@ -6,11 +6,11 @@
 //! Values that already failed to parse are skipped (see
 //! [`Ctx::is_bad`]) so one mistake gives one error.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::model::*;
 use crate::numbers::hex;
-use crate::parse::{Ctx, Parsed, LARGE_PAGE, SMALL_PAGE};
+use crate::parse::{Ctx, Parsed, LARGE_PAGE, MAX_ID, SMALL_PAGE};
 
 /// Most PDs a description may declare, as in Microkit.
 pub(crate) const MAX_PDS: usize = 63;
@@ -247,16 +247,23 @@ struct IdUse {
 /// Reports ids used twice in one PD; `what` names the namespace.
 fn report_id_clashes(ctx: &mut Ctx, desc: &SystemDescription, mut uses: Vec<IdUse>, what: &str) {
     uses.sort_by_key(|u| u.pos.start);
+    let used: HashSet<(usize, u64)> = uses.iter().map(|u| (u.pd, u.id)).collect();
     let mut seen: HashMap<(usize, u64), (&'static str, u32)> = HashMap::new();
     for u in uses {
         if let Some(&(element, line)) = seen.get(&(u.pd, u.id)) {
+            let hint = match (0..=MAX_ID).find(|id| !used.contains(&(u.pd, *id))) {
+                Some(free) => format!("{what}s are unique within a PD; {free} is free"),
+                None => {
+                    format!("{what}s are unique within a PD, and all of 0..={MAX_ID} are taken")
+                }
+            };
             ctx.error(
                 u.pos,
                 format!(
                     "{what} {} of protection domain '{}' is already used by the '{element}' at line {line}",
                     u.id, desc.protection_domains[u.pd].name
                 ),
-                Some(format!("{what}s are unique within a PD; pick a free id (0..=61)")),
+                Some(hint),
             );
         } else {
             seen.insert((u.pd, u.id), (u.element, u.pos.line));

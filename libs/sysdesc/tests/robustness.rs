@@ -42,21 +42,7 @@ fn check(text: &str) {
 }
 
 /// Characters that change XML structure or meaning, plus multi-byte ones.
-const REPLACEMENTS: &[char] = &[
-    '<',
-    '>',
-    '"',
-    '/',
-    '=',
-    '&',
-    ' ',
-    '0',
-    'x',
-    '\u{e9}',
-    '\u{1f600}',
-    '\t',
-    '\0',
-];
+const REPLACEMENTS: &str = "<>\"/=& 0x\u{e9}\u{1f600}\t\0\u{3000}\u{2028}\r";
 
 #[test]
 fn truncated_fixtures_never_panic() {
@@ -77,9 +63,10 @@ fn fixtures_with_replaced_characters_never_panic() {
     for path in fixtures() {
         let text = fs::read_to_string(&path).expect("readable");
         let chars: Vec<char> = text.chars().collect();
+        let replacements: Vec<char> = REPLACEMENTS.chars().collect();
         let step = (chars.len() / 60).max(5);
         for (n, at) in (0..chars.len()).step_by(step).enumerate() {
-            let replacement = REPLACEMENTS[n % REPLACEMENTS.len()];
+            let replacement = replacements[n % replacements.len()];
             let mut mutant: String = chars[..at].iter().collect();
             mutant.push(replacement);
             mutant.extend(&chars[at + 1..]);
@@ -130,6 +117,13 @@ fn hostile_shapes_never_panic() {
         </io_address_space>
     </system>"#;
     check(huge_numbers);
+    // Found by fuzzing: deep tab indentation on long lines.
+    let tabs = format!(
+        "<system>\n{}<protection_domain name=\"a\" priority=\"999\">{}</protection_domain>\n</system>",
+        "\t".repeat(60),
+        "\t".repeat(200)
+    );
+    check(&tabs);
     check("\u{feff}<system/>");
     check("<system>\r\n<protection_domain name=\"a\" priority=\"x\">\r\n</protection_domain>\r\n</system>");
     check("<system><protection_domain name=\"&#x0;\"/></system>");

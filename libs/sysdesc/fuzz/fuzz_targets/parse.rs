@@ -33,6 +33,6 @@ fuzz_target!(|data: &[u8]| {
     let start = usize::from(data.get(1).copied().unwrap_or(0)) * len / 256;
     let end = start.saturating_add(usize::from(data.get(2).copied().unwrap_or(0)));
     let diag = Diagnostic::error_at("fuzz.xml", &text, start..end, "m", Some("h".into()));
-    let _ = render(&[diag.clone()], &text, false);
+    let _ = render(std::slice::from_ref(&diag), &text, false);
     let _ = render(&[diag], "short", false);
 });

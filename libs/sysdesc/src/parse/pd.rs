@@ -284,10 +284,10 @@ pub(super) fn parse_pd(
 fn scheduling(ctx: &mut Ctx, node: Node) -> (u64, u64) {
     let tag = ctx.tag(node);
     let element = ctx.pos_elem(node);
-    let budget = ctx.number(node, "budget");
-    let period = ctx.number(node, "period");
-    for (name, value) in [("budget", &budget), ("period", &period)] {
-        if let Ok(Some(0)) = value {
+    let budget = ctx.number(node, "budget").ok().flatten();
+    let period = ctx.number(node, "period").ok().flatten();
+    for (name, value) in [("budget", budget), ("period", period)] {
+        if value == Some(0) {
             ctx.error(
                 ctx.attr_pos(node, name),
                 format!("{name} must be greater than 0 on element '{tag}'"),
@@ -296,18 +296,8 @@ fn scheduling(ctx: &mut Ctx, node: Node) -> (u64, u64) {
             ctx.mark_bad(element, name);
         }
     }
-    let budget_value = budget
-        .as_ref()
-        .ok()
-        .copied()
-        .flatten()
-        .unwrap_or(DEFAULT_BUDGET);
-    let period_value = period
-        .as_ref()
-        .ok()
-        .copied()
-        .flatten()
-        .unwrap_or(budget_value);
+    let budget_value = budget.unwrap_or(DEFAULT_BUDGET);
+    let period_value = period.unwrap_or(budget_value);
     let both_usable = !ctx.is_bad(element, "budget") && !ctx.is_bad(element, "period");
     if both_usable && budget_value > period_value {
         let at = if node.attribute("budget").is_some() {
@@ -538,11 +528,7 @@ fn parse_irq(ctx: &mut Ctx, node: Node) -> Option<Irq> {
                 let vector = vector(ctx, node);
                 Some(Irq::Msi {
                     id: id.unwrap_or(0),
-                    pcidev: pcidev.unwrap_or(PciAddress {
-                        bus: 0,
-                        device: 0,
-                        function: 0,
-                    }),
+                    pcidev: pcidev.unwrap_or_default(),
                     handle: handle.unwrap_or(0),
                     vector: vector.unwrap_or(0),
                     setvar_id: ctx.string(node, "setvar_id"),

@@ -547,11 +547,7 @@ pub(super) fn parse_io_address_space(ctx: &mut Ctx, node: Node) -> Option<IoAddr
     }
     Some(IoAddressSpace {
         name,
-        peripheral_id: peripheral_id.unwrap_or(PciAddress {
-            bus: 0,
-            device: 0,
-            function: 0,
-        }),
+        peripheral_id: peripheral_id.unwrap_or_default(),
         domain_id: domain_id.unwrap_or(0),
         iomaps,
         pos,
