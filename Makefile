@@ -8,14 +8,14 @@ REPORT ?= build/edgeos.report.txt
 FUZZ_SECONDS ?= 20
 EDGEOS := cargo run -q --release --bin edgeos --
 
-.PHONY: run test deps bare image check graph host-test lint sdfgen-test memcached-test system-test fuzz-smoke clean
+.PHONY: run test deps bare image check graph host-test lint sdfgen-test memcached-test loadgen-test system-test fuzz-smoke clean
 
 ## run: build the default system (system.xml) and boot it in QEMU (Ctrl-A X quits)
 run: image
 	qemu/run.sh $(IMAGE)
 
 ## test: every test: host unit and fixture tests, lints, QEMU system tests, a fuzz smoke run
-test: deps host-test lint sdfgen-test memcached-test system-test fuzz-smoke
+test: deps host-test lint sdfgen-test memcached-test loadgen-test system-test fuzz-smoke
 	@echo "make test: all suites passed"
 
 deps:
@@ -46,6 +46,9 @@ lint:
 
 memcached-test:
 	tests/memcached/run.sh
+
+loadgen-test:
+	tests/loadgen/run.sh
 
 sdfgen-test: bare
 	tests/sysdesc/run.sh
