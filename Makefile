@@ -8,14 +8,14 @@ REPORT ?= build/edgeos.report.txt
 FUZZ_SECONDS ?= 20
 EDGEOS := cargo run -q --release --bin edgeos --
 
-.PHONY: run test deps bare image check graph host-test lint sdfgen-test memcached-test loadgen-test system-test fuzz-smoke clean
+.PHONY: run test deps bare image check graph host-test lint sdfgen-test memcached-test loadgen-test system-test net-test model-check fuzz-smoke clean
 
 ## run: build the default system (system.xml) and boot it in QEMU (Ctrl-A X quits)
 run: image
 	qemu/run.sh $(IMAGE)
 
 ## test: every test: host unit and fixture tests, lints, QEMU system tests, a fuzz smoke run
-test: deps host-test lint sdfgen-test memcached-test loadgen-test system-test fuzz-smoke
+test: deps host-test model-check lint sdfgen-test memcached-test loadgen-test system-test net-test fuzz-smoke
 	@echo "make test: all suites passed"
 
 deps:
@@ -41,8 +41,13 @@ graph:
 host-test:
 	cargo test -q
 
-lint:
+lint: deps
 	cargo clippy -q --all-targets -- -D warnings
+	tools/build-bare.sh --lint
+
+## model-check: the ring wake-up protocol under loom (every interleaving)
+model-check:
+	libs/rings/loom.sh
 
 memcached-test:
 	tests/memcached/run.sh
@@ -57,8 +62,12 @@ system-test: bare
 	MATRIX=1 tests/system/run.sh
 	tests/system/boot-default.sh
 
+net-test: bare
+	tests/net/run.sh
+
 fuzz-smoke:
 	libs/sysdesc/fuzz/run.sh $(FUZZ_SECONDS)
+	pds/virtualiser/core/fuzz/run.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf build target

@@ -9,6 +9,13 @@
 #   EL2=0|1                         (1: enter the kernel at EL2, virtualization=on; default 0)
 #   MEM=1G                          (RAM; the board file assumes at least 1 GiB)
 #   QEMU=qemu-system-aarch64
+#   NET=user|none                   (default user: a virtio-net-device on virtio-mmio, behind
+#                                    QEMU user networking; the guest is 10.0.2.15, gateway 10.0.2.2)
+#   NET_FORWARD="5555:5555 11211:11211"
+#                                   host ports forwarded to guest ports, HOST:GUEST each, TCP and
+#                                   UDP both, on 127.0.0.1 (5555: the echo tenant, 11211: memcached).
+#                                   A host port already in use is skipped with a warning.
+#   NET_LEGACY=0|1                  (1: virtio-mmio version 1, QEMU's own default; 0: version 2)
 set -euo pipefail
 
 if [ $# -lt 1 ]; then
@@ -27,5 +34,43 @@ if [ "$el2" = 1 ]; then
     machine="${machine},virtualization=on"
 fi
 
+# True if 127.0.0.1:$1 is free for both TCP and UDP.
+port_free() {
+    python3 -c '
+import socket, sys
+for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+    s = socket.socket(socket.AF_INET, kind)
+    try:
+        s.bind(("127.0.0.1", int(sys.argv[1])))
+    except OSError:
+        sys.exit(1)
+    finally:
+        s.close()
+' "$1"
+}
+
+net=()
+case "${NET:-user}" in
+    none) net=(-nic none) ;;
+    user)
+        forwards=""
+        for pair in ${NET_FORWARD-5555:5555 11211:11211}; do
+            host=${pair%%:*}
+            guest=${pair##*:}
+            if ! port_free "$host"; then
+                echo "qemu/run.sh: host port $host is in use; not forwarding it to guest port $guest" >&2
+                continue
+            fi
+            forwards="$forwards,hostfwd=tcp:127.0.0.1:$host-:$guest,hostfwd=udp:127.0.0.1:$host-:$guest"
+        done
+        # The first -device lands in the highest virtio-mmio slot (31: interrupt 79).
+        net=(-netdev "user,id=net0$forwards" -device virtio-net-device,netdev=net0 -nic none)
+        if [ "${NET_LEGACY:-0}" != 1 ]; then
+            net+=(-global virtio-mmio.force-legacy=false)
+        fi
+        ;;
+    *) echo "qemu/run.sh: NET must be user or none" >&2; exit 2 ;;
+esac
+
 exec "${QEMU:-qemu-system-aarch64}" -machine "$machine" -cpu "$cpu" -m "$mem" -nographic \
-    -serial mon:stdio -nic none -kernel "$image" "$@"
+    -serial mon:stdio "${net[@]}" -kernel "$image" "$@"
