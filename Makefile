@@ -8,7 +8,7 @@ REPORT ?= build/edgeos.report.txt
 FUZZ_SECONDS ?= 20
 EDGEOS := cargo run -q --release --bin edgeos --
 
-.PHONY: run test deps bare image check graph host-test lint sdfgen-test memcached-test loadgen-test system-test net-test model-check fuzz-smoke clean
+.PHONY: run test deps bare image check graph bench idle host-test lint sdfgen-test memcached-test loadgen-test system-test net-test model-check fuzz-smoke clean
 
 ## run: build the default system (system.xml) and boot it in QEMU (Ctrl-A X quits)
 run: image
@@ -68,6 +68,14 @@ net-test: bare
 fuzz-smoke:
 	libs/sysdesc/fuzz/run.sh $(FUZZ_SECONDS)
 	pds/virtualiser/core/fuzz/run.sh $(FUZZ_SECONDS)
+
+## bench: IPC round trips and boot time in guest instructions (-icount), see docs/benchmarks.md
+bench: bare
+	tests/system/run.sh bench boot_time
+
+## idle: host CPU time of QEMU while the default system idles
+idle: image
+	tests/system/idle.sh $(IMAGE)
 
 clean:
 	rm -rf build target

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing EdgeOS needs, and only what is missing:
-#   - the Rust bare-metal target aarch64-unknown-none (rustup)
+#   - the Rust bare-metal targets aarch64-unknown-none(-softfloat) (rustup)
 #   - QEMU 10 (qemu-system-arm) from bookworm-backports: Debian 12's own QEMU 7.2
 #     conflicts with the qemu-utils 10 these machines ship, so backports is required.
 #   - graphviz (for `edgeos graph --svg`), python3 packages used by the system tests.
@@ -25,11 +25,15 @@ need_root() {
     fi
 }
 
-# --- Rust target -----------------------------------------------------------
-if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-none; then
-    log "adding Rust target aarch64-unknown-none"
-    rustup target add aarch64-unknown-none
-fi
+# --- Rust targets ----------------------------------------------------------
+# PDs build for aarch64-unknown-none; the kernel for the soft-float variant (it never touches
+# FP/SIMD registers, which it switches lazily for PDs).
+for t in aarch64-unknown-none aarch64-unknown-none-softfloat; do
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$t"; then
+        log "adding Rust target $t"
+        rustup target add "$t"
+    fi
+done
 
 # --- Debian packages -------------------------------------------------------
 apt_missing=()

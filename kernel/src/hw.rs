@@ -38,25 +38,28 @@ impl Platform for Hardware {
         gic::set_enabled(irq, enabled);
     }
 
+    #[inline]
     fn copy_mrs(&mut self, from: &Pd, to: &Pd, count: usize) {
-        let count = count.min(MSG_MAX_LENGTH);
-        if count == 0 || from.ipc_buffer_paddr == 0 || to.ipc_buffer_paddr == 0 {
+        if count == 0 {
             return;
         }
-        // SAFETY: both are IPC buffer pages checked at load time (writable RAM of each PD's own
-        // image); two distinct PDs never share one, and count is within the page.
-        unsafe {
-            core::ptr::copy_nonoverlapping(memory::ipc_words(from.ipc_buffer_paddr), memory::ipc_words(to.ipc_buffer_paddr), count);
+        let count = count.min(MSG_MAX_LENGTH);
+        if from.ipc_buffer == 0 || to.ipc_buffer == 0 {
+            return;
         }
+        // SAFETY: both are direct-map addresses of IPC buffer pages checked at load time
+        // (writable RAM of each PD's own image); two distinct PDs never share one, and count is
+        // within the page.
+        unsafe { memory::copy_words(from.ipc_buffer as *const u64, to.ipc_buffer as *mut u64, count) }
     }
 
     fn write_mrs(&mut self, to: &Pd, words: &[u64]) {
-        if to.ipc_buffer_paddr == 0 {
+        if to.ipc_buffer == 0 {
             return;
         }
         let n = words.len().min(MSG_MAX_LENGTH);
         // SAFETY: as in copy_mrs; n is within the page.
-        unsafe { core::ptr::copy_nonoverlapping(words.as_ptr(), memory::ipc_words(to.ipc_buffer_paddr), n) }
+        unsafe { core::ptr::copy_nonoverlapping(words.as_ptr(), to.ipc_buffer as *mut u64, n) }
     }
 
     fn debug_write(&mut self, _pd: PdId, vaddr: u64, len: u64) -> Result<(), Error> {

@@ -129,7 +129,8 @@ pub fn load(info: &BootInfo<'static>, blob_paddr: u64, mem: &mut Memory, frequen
         let pd = &mut kernel.pds[i];
         pd.root = root;
         pd.asid = asid;
-        pd.ipc_buffer_paddr = ipc;
+        // The kernel's address of the page (its direct map), so IPC copies need no conversion.
+        pd.ipc_buffer = if ipc != 0 { arch::phys_to_virt(ipc) } else { 0 };
     }
     arch::mmu::table_write_barrier();
     Ok(kernel)

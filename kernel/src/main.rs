@@ -4,7 +4,8 @@
 //! Boot: `arch/boot.S` drops to EL1, turns the MMU on with the kernel in the high half and calls
 //! [`kmain`], which brings up the console, interrupt controller and timer, reads the boot blob
 //! the image tool placed after the kernel, builds every PD and enters the scheduler. From then on
-//! the kernel runs only in exception handlers ([`handle_user_exception`]), with interrupts masked.
+//! the kernel runs only in exception handlers ([`handle_user_sync`], [`handle_user_irq`],
+//! [`handle_user_other`]), with interrupts masked.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -19,23 +20,23 @@ use core::cell::UnsafeCell;
 use bootinfo::board::QEMU_VIRT_AARCH64 as BOARD;
 use bootinfo::BootInfo;
 use edgeos_kernel_core::context::UserContext;
-use edgeos_kernel_core::kernel::{classify_syndrome, FaultInfo, Kernel, PdId};
-use edgeos_abi_kinds::*;
+use edgeos_kernel_core::fpu::LazyFp;
+use edgeos_kernel_core::kernel::{classify_syndrome, FaultInfo, Kernel, Next, PdId};
+use edgeos_kernel_core::runqueue::NIL;
 
 use crate::hw::Hardware;
 
-/// Exception kinds passed by `vectors.S`.
-mod edgeos_abi_kinds {
-    pub const KIND_SYNC: u64 = 0;
-    pub const KIND_IRQ: u64 = 1;
-}
-
-/// Global kernel state: the model, the boot description and which address space is installed.
+/// Global kernel state: the model, the boot description and what the hardware holds for the
+/// running PD (address space, virtual-timer access, FP/SIMD registers).
 struct State {
     kernel: Kernel<'static>,
     info: BootInfo<'static>,
     hw: Hardware,
-    installed: Option<PdId>,
+    /// The PD whose address space is in TTBR0 (NIL: none).
+    installed: PdId,
+    /// Whether EL0 may program the virtual timer (CNTKCTL_EL1.EL0VTEN) right now.
+    virtual_timer_access: bool,
+    fp: LazyFp,
 }
 
 struct Global(UnsafeCell<Option<State>>);
@@ -46,10 +47,13 @@ unsafe impl Sync for Global {}
 
 static STATE: Global = Global(UnsafeCell::new(None));
 
+/// The kernel state, for exception handlers (which run only after boot has set it).
+#[inline(always)]
 fn state() -> &'static mut State {
     // SAFETY: see Global's Sync; every kernel entry takes this reference once and drops it before
-    // leaving the kernel (enter_user never returns).
-    unsafe { (*STATE.0.get()).as_mut().expect("kernel state used before boot finished") }
+    // leaving the kernel. Exceptions from EL0 (the only way in after boot) can only happen once
+    // kmain has stored the state and entered the first PD, so the state is always there.
+    unsafe { (*STATE.0.get()).as_mut().unwrap_unchecked() }
 }
 
 fn pd_name(pd: PdId) -> &'static str {
@@ -109,18 +113,25 @@ extern "C" fn kmain(_dtb: u64, entered_el2: u64) -> ! {
     );
 
     // SAFETY: see Global; boot is single-threaded and no reference to the state exists yet.
-    unsafe { *STATE.0.get() = Some(State { kernel, info, hw: Hardware { frequency, names: pd_name }, installed: None }) };
+    unsafe {
+        *STATE.0.get() = Some(State {
+            kernel,
+            info,
+            hw: Hardware { frequency, names: pd_name },
+            installed: NIL,
+            virtual_timer_access: false,
+            fp: LazyFp::new(),
+        })
+    };
     arch::mmu::enable_user_translation();
-    let ctx = next_context();
+    let ctx = next_context(state());
     // SAFETY: the context belongs to a PD in the kernel's PD table (never moved or freed) and
     // next_context installed its address space.
     unsafe { arch::context::enter_user(ctx) }
 }
 
-/// Runs the scheduler until some PD can run (idling in WFI meanwhile), installs its address
-/// space and returns its context.
-fn next_context() -> *mut UserContext {
-    let s = state();
+/// Runs the scheduler until some PD can run (idling in WFI meanwhile) and switches to it.
+fn next_context(s: &mut State) -> *mut UserContext {
     let pd = loop {
         if let Some(pd) = s.kernel.schedule(&mut s.hw) {
             break pd;
@@ -128,13 +139,26 @@ fn next_context() -> *mut UserContext {
         arch::cpu::wait_for_interrupt();
         handle_interrupts(s);
     };
-    if s.installed != Some(pd) {
-        let p = &s.kernel.pds[pd as usize];
+    switch_to(s, pd)
+}
+
+/// Makes the hardware ready to resume `pd` (the kernel's current PD): its address space, its
+/// virtual-timer access and FP/SIMD access; returns its context.
+#[inline]
+fn switch_to(s: &mut State, pd: PdId) -> *mut UserContext {
+    let p = s.kernel.pd(pd);
+    if s.installed != pd {
         arch::mmu::set_user_table(p.root, p.asid.id);
-        arch::timer::set_user_virtual_timer_access(p.owns_virtual_timer);
-        s.installed = Some(pd);
+        if p.owns_virtual_timer != s.virtual_timer_access {
+            s.virtual_timer_access = p.owns_virtual_timer;
+            arch::timer::set_user_virtual_timer_access(p.owns_virtual_timer);
+        }
+        s.installed = pd;
     }
-    &mut s.kernel.pds[pd as usize].ctx
+    if let Some(enable) = s.fp.on_resume(pd) {
+        arch::cpu::set_user_fp_access(enable);
+    }
+    &mut s.kernel.pd_mut(pd).ctx
 }
 
 fn handle_interrupts(s: &mut State) {
@@ -150,41 +174,105 @@ fn handle_interrupts(s: &mut State) {
     }
 }
 
-/// An exception from EL0 (see `vectors.S`): the PD's registers are saved in its context.
-#[unsafe(no_mangle)]
-extern "C" fn handle_user_exception(_ctx: *mut UserContext, kind: u64) -> *mut UserContext {
-    let s = state();
-    let Some(pd) = s.kernel.current() else {
-        panic!("exception from EL0 with no current PD");
-    };
-    match kind {
-        KIND_SYNC => {
-            let esr = arch::cpu::esr();
-            if esr >> 26 == 0x15 {
-                s.kernel.syscall(&mut s.hw, pd);
-            } else {
-                let (kind, is_write) = classify_syndrome(esr);
-                let ctx = &s.kernel.pds[pd as usize].ctx;
-                let fault = FaultInfo { kind, pc: ctx.pc, address: arch::cpu::far(), syndrome: esr, is_write, sp: ctx.sp };
-                s.kernel.fault(&mut s.hw, pd, fault);
-            }
-        }
-        KIND_IRQ => handle_interrupts(s),
-        _ => {
-            // FIQ or SError from a PD: treat it as the PD's fault.
-            let ctx = &s.kernel.pds[pd as usize].ctx;
-            let fault = FaultInfo {
-                kind: edgeos_kernel_abi::FaultKind::Unknown,
-                pc: ctx.pc,
-                address: 0,
-                syndrome: arch::cpu::esr(),
-                is_write: false,
-                sp: ctx.sp,
-            };
-            s.kernel.fault(&mut s.hw, pd, fault);
-        }
+/// The PD that was running when the exception was taken.
+#[inline(always)]
+fn current(s: &State) -> PdId {
+    match s.kernel.current() {
+        Some(pd) => pd,
+        None => panic!("exception from EL0 with no current PD"),
     }
-    next_context()
+}
+
+/// Exception class (ESR_EL1.EC) of an SVC from AArch64.
+const EC_SVC64: u64 = 0x15;
+/// Exception class of an FP/SIMD instruction trapped by CPACR_EL1.FPEN.
+const EC_FP_TRAP: u64 = 0x07;
+
+/// A synchronous exception from EL0 (see `vectors.S`): a system call, a trapped first FP/SIMD
+/// use, or a fault. The PD's general registers are saved in `ctx`, its context. The protected
+/// call and reply fast paths are tried first and kept small: everything else is out of line.
+#[unsafe(no_mangle)]
+extern "C" fn handle_user_sync(ctx: *mut UserContext) -> *mut UserContext {
+    let s = state();
+    let esr = arch::cpu::esr();
+    if esr >> 26 == EC_SVC64 {
+        return match s.kernel.fast_syscall(&mut s.hw) {
+            Some(Next::Resume) => ctx,
+            Some(Next::Switch(next)) => switch_to(s, next),
+            Some(Next::Schedule) => next_context(s),
+            None => syscall(s, ctx),
+        };
+    }
+    other_sync(s, esr, ctx)
+}
+
+/// A system call the fast paths did not take.
+#[inline(never)]
+fn syscall(s: &mut State, ctx: *mut UserContext) -> *mut UserContext {
+    let pd = current(s);
+    match s.kernel.syscall(&mut s.hw, pd) {
+        Next::Resume => ctx,
+        Next::Switch(next) => switch_to(s, next),
+        Next::Schedule => next_context(s),
+    }
+}
+
+/// A synchronous exception other than a system call: the first FP/SIMD use since another PD
+/// used the registers, or a fault.
+#[inline(never)]
+fn other_sync(s: &mut State, esr: u64, ctx: *mut UserContext) -> *mut UserContext {
+    let pd = current(s);
+    if esr >> 26 == EC_FP_TRAP {
+        fp_trap(s, pd);
+        return ctx;
+    }
+    let (kind, is_write) = classify_syndrome(esr);
+    let c = &s.kernel.pds[pd as usize].ctx;
+    let fault = FaultInfo { kind, pc: c.pc, address: arch::cpu::far(), syndrome: esr, is_write, sp: c.sp };
+    s.kernel.fault(&mut s.hw, pd, fault);
+    next_context(s)
+}
+
+/// `pd` used FP/SIMD while another PD's registers were loaded: move the registers, give it
+/// access, and let it re-run the instruction.
+#[cold]
+fn fp_trap(s: &mut State, pd: PdId) {
+    if let Some(switch) = s.fp.on_trap(pd) {
+        let pds = &mut s.kernel.pds;
+        if let Some(old) = switch.save {
+            arch::cpu::save_fp(&mut pds[old as usize].fp);
+        }
+        arch::cpu::load_fp(&pds[switch.load as usize].fp);
+    }
+    if let Some(enable) = s.fp.on_resume(pd) {
+        arch::cpu::set_user_fp_access(enable);
+    }
+}
+
+/// An IRQ taken while a PD ran.
+#[unsafe(no_mangle)]
+extern "C" fn handle_user_irq(_ctx: *mut UserContext) -> *mut UserContext {
+    let s = state();
+    handle_interrupts(s);
+    next_context(s)
+}
+
+/// FIQ, SError or any exception from AArch32: treated as the PD's fault.
+#[unsafe(no_mangle)]
+extern "C" fn handle_user_other(_ctx: *mut UserContext) -> *mut UserContext {
+    let s = state();
+    let pd = current(s);
+    let c = &s.kernel.pds[pd as usize].ctx;
+    let fault = FaultInfo {
+        kind: edgeos_kernel_abi::FaultKind::Unknown,
+        pc: c.pc,
+        address: 0,
+        syndrome: arch::cpu::esr(),
+        is_write: false,
+        sp: c.sp,
+    };
+    s.kernel.fault(&mut s.hw, pd, fault);
+    next_context(s)
 }
 
 /// An exception taken while in the kernel: always a kernel bug.

@@ -19,13 +19,42 @@ pub unsafe fn phys_slice(paddr: u64, len: usize) -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(phys_to_virt(paddr) as *const u8, len) }
 }
 
-/// Fills physical memory with zeroes.
+/// Fills physical memory with zeroes: whole cache-line blocks with `dc zva` (one instruction
+/// per block), the unaligned ends byte-wise.
 ///
 /// # Safety
 /// The range must be RAM inside the direct map owned by the caller (no live references to it).
 pub unsafe fn zero_phys(paddr: u64, len: u64) {
-    // SAFETY: forwarded to the caller.
-    unsafe { core::ptr::write_bytes(phys_to_virt(paddr) as *mut u8, 0, len as usize) }
+    let start = phys_to_virt(paddr);
+    let end = start + len;
+    // [start, body) and [body_end, end) byte-wise, [body, body_end) by blocks. With len >= b
+    // there is a multiple of b in [start, end), so body <= body_end.
+    let (block, body, body_end) = match zva_block_size() {
+        Some(b) if len >= b => (b, start.next_multiple_of(b), end & !(b - 1)),
+        _ => (1, end, end),
+    };
+    // SAFETY: forwarded to the caller: only [start, end) is written. The direct map is Normal
+    // cacheable memory, where DC ZVA is allowed (DCZID_EL0.DZP was checked).
+    unsafe {
+        core::ptr::write_bytes(start as *mut u8, 0, (body - start) as usize);
+        let mut at = body;
+        while at < body_end {
+            core::arch::asm!("dc zva, {}", in(reg) at, options(nostack, preserves_flags));
+            at += block;
+        }
+        core::ptr::write_bytes(body_end as *mut u8, 0, (end - body_end) as usize);
+    }
+}
+
+/// The block `dc zva` zeroes, in bytes, if the instruction may be used.
+fn zva_block_size() -> Option<u64> {
+    let dczid: u64;
+    // SAFETY: reading DCZID_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack, preserves_flags)) };
+    if dczid & (1 << 4) != 0 {
+        return None;
+    }
+    Some(4 << (dczid & 0xf))
 }
 
 /// The kernel's frame allocator and everything carved from it.
@@ -43,9 +72,13 @@ impl Memory {
         let base = (start + bitmap_bytes).next_multiple_of(FRAME_SIZE);
         let frames = ((end - base) / FRAME_SIZE) as usize;
         // SAFETY: [start, start + bitmap_bytes) is free RAM past everything the image occupies
-        // (the boot description's reserved_end_paddr) and is used for nothing else.
-        let bitmap = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(start) as *mut u64, words) };
-        Memory { frames: FrameAllocator::new(base, frames, bitmap) }
+        // (the boot description's reserved_end_paddr) and is used for nothing else; it is zeroed
+        // here (with DC ZVA, far cheaper than the allocator's own fill) before the slice exists.
+        let bitmap = unsafe {
+            zero_phys(start, bitmap_bytes);
+            core::slice::from_raw_parts_mut(phys_to_virt(start) as *mut u64, words)
+        };
+        Memory { frames: FrameAllocator::new_zeroed(base, frames, bitmap) }
     }
 
     /// A zeroed frame.
@@ -85,10 +118,35 @@ impl TableMemory for Memory {
     }
 }
 
-/// The message registers of an IPC buffer page.
+/// Copies `count` (at least 1) 64-bit words between two non-overlapping buffers, in pairs
+/// (`ldp`/`stp`). Written out because the compiler would turn a loop into a `memcpy` call,
+/// which costs more than the copy for the few words of a typical message.
 ///
 /// # Safety
-/// `paddr` must be the physical address of a PD's IPC buffer page (RAM, page aligned).
-pub unsafe fn ipc_words(paddr: u64) -> *mut u64 {
-    phys_to_virt(paddr) as *mut u64
+/// `from` and `to` must be valid for `count` words, 8-byte aligned and not overlap.
+#[inline(always)]
+pub unsafe fn copy_words(from: *const u64, to: *mut u64, count: usize) {
+    // SAFETY: forwarded to the caller: exactly `count` words are read and written.
+    unsafe {
+        core::arch::asm!(
+            "tbz {n}, #0, 2f",
+            "ldr {a}, [{src}], #8",
+            "str {a}, [{dst}], #8",
+            "2:",
+            "lsr {n}, {n}, #1",
+            "cbz {n}, 4f",
+            "3:",
+            "ldp {a}, {b}, [{src}], #16",
+            "stp {a}, {b}, [{dst}], #16",
+            "subs {n}, {n}, #1",
+            "b.ne 3b",
+            "4:",
+            src = inout(reg) from => _,
+            dst = inout(reg) to => _,
+            n = inout(reg) count => _,
+            a = out(reg) _,
+            b = out(reg) _,
+            options(nostack),
+        )
+    }
 }

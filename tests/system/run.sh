@@ -2,6 +2,8 @@
 # EdgeOS QEMU system tests.
 #
 #   tests/system/run.sh [NAME...]      run all tests (or the named ones)
+#   tests/system/run.sh bench boot_time   the measurements (docs/benchmarks.md): their figures
+#                                       ("bench: ..." / "boot: ..." lines) are printed too
 #
 # Builds the kernel and every PD program (release, aarch64-unknown-none), copies the ELFs to
 # build/elf/, then for each tests/system/NAME/system.xml: builds build/NAME.img with the edgeos
@@ -11,6 +13,7 @@
 # extra QEMU arguments (e.g. `-icount shift=0` for benchmarks).
 #
 # Environment: CPU, GIC, EL2 (passed to qemu/run.sh), TIMEOUT (seconds per test, default 30),
+# SKIP_BUILD=1 (test the programs already in build/elf/),
 # MATRIX=1 runs every test on each of cortex-a53/GICv2/EL1, cortex-a72/GICv3/EL2 and max/GICv3/EL1.
 set -uo pipefail
 
@@ -22,7 +25,8 @@ out=build
 mkdir -p "$out/elf"
 
 # The kernel and every PD program, into build/elf/ (the image builder's search path).
-if ! tools/build-bare.sh; then
+# SKIP_BUILD=1 uses what build/elf/ already holds.
+if [ "${SKIP_BUILD:-0}" != 1 ] && ! tools/build-bare.sh; then
     echo "build failed"
     exit 1
 fi
@@ -92,6 +96,8 @@ for name in "${tests[@]}"; do
         fi
         if [ -z "$why" ]; then
             echo "ok   $label (${secs}s)"
+            # Measurements (benchmarks, boot time) are shown as well as logged.
+            grep -E "^(bench|boot): " "$log" | sed 's/^/     /' || true
             passed=$((passed + 1))
         else
             echo "FAIL $label: $why (log: $log)"

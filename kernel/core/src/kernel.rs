@@ -3,16 +3,27 @@
 //!
 //! This is plain logic over plain data. The arch layer saves a PD's registers into
 //! [`Pd::ctx`], calls one of [`Kernel::syscall`], [`Kernel::fault`], [`Kernel::interrupt`] or
-//! [`Kernel::timer_expired`], then [`Kernel::schedule`], and resumes the PD it returns. Anything
-//! that touches hardware or user memory goes through [`Platform`].
+//! [`Kernel::timer_expired`], then [`Kernel::schedule`] (unless the system call says the caller
+//! simply resumes or a fast path already chose the next PD: [`Next`]), and resumes the PD it
+//! returns. Anything that touches hardware or user memory goes through [`Platform`].
 //!
 //! # Model
 //! - Each PD is one thread with one scheduling context (SC: budget per period, in counter ticks).
 //!   An active PD always runs on its own SC. A passive PD runs on its own SC for its `init` and
 //!   when woken by a notification; it runs on the caller's SC while serving a protected call
 //!   (and on the faulting child's SC while handling a fault), as in Microkit 2.3.
-//! - Ready PDs sit in [`RunQueues`]; the highest priority runs, round robin within a priority
-//!   (a PD goes to the tail of its queue when its SC's budget is used up and refilled).
+//! - Ready PDs other than the running one sit in [`RunQueues`]; the highest priority runs, round
+//!   robin within a priority (a PD goes to the tail of its queue when its SC's budget is used up
+//!   and refilled). The running PD stays off the queues, as in seL4: blocking it or switching
+//!   straight to another PD touches no queue. A running PD that is preempted goes back to the
+//!   head of its queue (it keeps its turn).
+//! - Fast paths: a protected call to a waiting server of higher priority, and a server's reply
+//!   fused with its wait when the caller is then the highest ready PD, switch directly between
+//!   the two PDs without the scheduler. A passive server keeps running on the caller's SC, so
+//!   no time accounting is needed; an active one switches SCs (charge, refresh, re-arm). Anything
+//!   unusual (queued callers, pending notifications, throttled budgets, an equal-priority PD
+//!   waiting) takes the general path. Both paths leave the same PD-visible state (host tests run
+//!   every scenario both ways and compare).
 //! - An SC with `budget < period` that uses its budget is throttled until its period ends: its
 //!   holder leaves the run queue and the SC waits in the [`ReleaseQueue`]. With `budget ==
 //!   period` the budget is a round-robin time slice.
@@ -25,7 +36,7 @@ use bootinfo::BootInfo;
 use edgeos_kernel_abi::{fault_mr, sys, DeferredKind, Error, Event, FaultKind, MessageInfo, CHANNEL_IDS, RECV_REPLY};
 
 use crate::asid::Asid;
-use crate::context::UserContext;
+use crate::context::{FpContext, UserContext};
 use crate::grants::{self, Grant, GrantError, GrantTable, NO_CHILD};
 use crate::release::ReleaseQueue;
 use crate::runqueue::{Link, RunQueues, NIL};
@@ -123,6 +134,8 @@ pub fn classify_syndrome(esr: u64) -> (FaultKind, bool) {
 pub struct Pd {
     /// Registers while not running (the arch layer saves and restores them here).
     pub ctx: UserContext,
+    /// FP/SIMD registers while another PD owns the hardware's (see [`crate::fpu`]).
+    pub fp: FpContext,
     pub state: State,
     pub priority: u8,
     pub passive: bool,
@@ -150,11 +163,12 @@ pub struct Pd {
     pub grants: GrantTable,
     /// Child id -> PD, [`NO_CHILD`] where none.
     pub children: [u32; CHANNEL_IDS],
-    /// Arch data: translation table root (physical), ASID, physical address of the IPC buffer
-    /// (0 if none), and whether EL0 may program the virtual timer (owns IRQ 27).
+    /// Arch data: translation table root (physical), ASID, the IPC buffer page as the
+    /// platform addresses it (the kernel's direct-map address on the hardware; 0 if none), and
+    /// whether EL0 may program the virtual timer (owns IRQ 27).
     pub root: u64,
     pub asid: Asid,
-    pub ipc_buffer_paddr: u64,
+    pub ipc_buffer: u64,
     pub owns_virtual_timer: bool,
 }
 
@@ -162,6 +176,7 @@ impl Pd {
     /// A PD that has not been set up (placeholder for storage).
     pub const EMPTY: Pd = Pd {
         ctx: UserContext::new(0, 0),
+        fp: FpContext::ZERO,
         state: State::Stopped,
         priority: 0,
         passive: false,
@@ -181,7 +196,7 @@ impl Pd {
         children: [NO_CHILD; CHANNEL_IDS],
         root: 0,
         asid: Asid { id: 0, generation: 0 },
-        ipc_buffer_paddr: 0,
+        ipc_buffer: 0,
         owns_virtual_timer: false,
     };
 }
@@ -208,6 +223,17 @@ pub trait Platform {
     fn shutdown(&mut self);
 }
 
+/// What the arch layer does after a system call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Resume the caller: nothing it did changes which PD runs or when the timer fires.
+    Resume,
+    /// Resume this PD: a fast path made it the current PD (no scheduler trip).
+    Switch(PdId),
+    /// Ask [`Kernel::schedule`].
+    Schedule,
+}
+
 /// Storage for the kernel's tables, sized from the boot description by the caller.
 pub struct Storage<'a> {
     /// One per PD.
@@ -228,6 +254,8 @@ pub enum BuildError {
     Grants(GrantError),
     /// The storage does not match the description.
     StorageSize,
+    /// A channel or child names a PD the description does not have.
+    BadPd(u32),
     /// An IRQ number the kernel does not hand out (too large, or the kernel's own timer).
     BadIrq(u32),
     /// Two PDs claim the same IRQ.
@@ -239,6 +267,7 @@ impl core::fmt::Display for BuildError {
         match self {
             BuildError::Grants(e) => write!(f, "{e}"),
             BuildError::StorageSize => write!(f, "kernel storage does not match the description"),
+            BuildError::BadPd(pd) => write!(f, "the description names PD {pd}, which does not exist"),
             BuildError::BadIrq(i) => write!(f, "IRQ {i} cannot be given to a PD"),
             BuildError::IrqTwice(i) => write!(f, "IRQ {i} is claimed twice"),
         }
@@ -265,7 +294,7 @@ pub struct Kernel<'a> {
 impl<'a> Kernel<'a> {
     /// Builds the kernel's view of the description: PDs with their priorities, budgets, grants,
     /// children and IRQs. Address spaces and entry registers are the arch layer's job
-    /// (`pds[i].ctx`, `root`, `asid`, `ipc_buffer_paddr`), done before the first `schedule`.
+    /// (`pds[i].ctx`, `root`, `asid`, `ipc_buffer`), done before the first `schedule`.
     /// `kernel_irq` is the interrupt the kernel keeps for its timer.
     pub fn new(storage: Storage<'a>, info: &BootInfo, frequency: u64, kernel_irq: u32) -> Result<Self, BuildError> {
         let n = info.pd_count();
@@ -322,10 +351,28 @@ impl<'a> Kernel<'a> {
             Ok(())
         })
         .map_err(BuildError::Grants)?;
+        // Every PD id the kernel will hold is below n from here on (the fast paths index the PD
+        // table without bounds checks and rely on it): check the ids the description brought.
+        for pd in pds.iter() {
+            for g in pd.grants.iter() {
+                if let Grant::Channel { peer, .. } = *g {
+                    if peer as usize >= n {
+                        return Err(BuildError::BadPd(peer));
+                    }
+                }
+            }
+            if let Some(&c) = pd.children.iter().find(|&&c| c != NO_CHILD && c as usize >= n) {
+                return Err(BuildError::BadPd(c));
+            }
+            if let Some(parent) = pd.parent.filter(|&p| p as usize >= n) {
+                return Err(BuildError::BadPd(parent));
+            }
+        }
         let mut runq = RunQueues::new(run_links);
         for (i, pd) in pds.iter().enumerate() {
             runq.push_back(i as u32, pd.priority);
         }
+        // (No PD runs yet: all are queued, and the first schedule takes the highest.)
         Ok(Kernel {
             pds,
             runq,
@@ -344,6 +391,26 @@ impl<'a> Kernel<'a> {
         self.current
     }
 
+    /// PD `pd`, without a bounds check (for the fast paths and the arch layer's switch).
+    ///
+    /// Every PD id the kernel holds is a valid index: ids from the description are checked in
+    /// [`Kernel::new`], and all others come from the kernel's own tables. A `pd` from anywhere
+    /// else must be checked by the caller.
+    #[inline(always)]
+    pub fn pd(&self, pd: PdId) -> &Pd {
+        debug_assert!((pd as usize) < self.pds.len());
+        // SAFETY: `pd` is below `pds.len()` (see above).
+        unsafe { self.pds.get_unchecked(pd as usize) }
+    }
+
+    /// PD `pd` for writing, without a bounds check (see [`Kernel::pd`]).
+    #[inline(always)]
+    pub fn pd_mut(&mut self, pd: PdId) -> &mut Pd {
+        debug_assert!((pd as usize) < self.pds.len());
+        // SAFETY: as in `pd`.
+        unsafe { self.pds.get_unchecked_mut(pd as usize) }
+    }
+
     /// The owner of a hardware interrupt.
     pub fn irq_owner(&self, irq: u32) -> Option<(PdId, u8)> {
         self.irq_owner.get(irq as usize).copied().flatten()
@@ -356,54 +423,117 @@ impl<'a> Kernel<'a> {
 
     // ---------------------------------------------------------------- system calls
 
-    /// Handles the system call PD `pd` made (registers in its context).
-    pub fn syscall(&mut self, plat: &mut impl Platform, pd: PdId) {
-        let ctx = &self.pds[pd as usize].ctx;
+    /// The fast paths (see the module docs) for the system call the current PD made: if it is
+    /// one they handle, does it and says what runs next. Otherwise returns None having changed
+    /// nothing: then call [`Kernel::syscall`]. Small on purpose (the arch layer calls it on
+    /// every system call).
+    #[inline]
+    pub fn fast_syscall(&mut self, plat: &mut impl Platform) -> Option<Next> {
+        let pd = self.current?;
+        let ctx = &self.pd(pd).ctx;
+        let (number, a0, a1, a2, a3) = (ctx.x[8], ctx.x[0], ctx.x[1], ctx.x[2], ctx.x[3]);
+        match number {
+            sys::PP_CALL => self.call_fast(plat, pd, a0, MessageInfo(a1)).map(Next::Switch),
+            sys::RECV if a0 == RECV_REPLY => self.reply_recv_fast(plat, pd, a0, MessageInfo(a1), a2).map(Next::Switch),
+            sys::RECV if a0 == 0 => self.recv_fast(plat, pd, a2, a3),
+            sys::NOTIFY => self.notify_fast(plat, pd, a0),
+            _ => None,
+        }
+    }
+
+    /// Handles the system call PD `pd` (the running PD) made, with its registers in its context,
+    /// and says what runs next. This is the general path: every call is correct here, fast
+    /// paths included.
+    pub fn syscall(&mut self, plat: &mut impl Platform, pd: PdId) -> Next {
+        let ctx = &self.pds[pd as usize].ctx; // checked once: the rest indexes unchecked
         let (number, a0, a1, a2, a3) = (ctx.x[8], ctx.x[0], ctx.x[1], ctx.x[2], ctx.x[3]);
         let result = match number {
-            sys::DEBUG_PUTS => plat.debug_write(pd, a0, a1).err(),
-            sys::NOTIFY => self.notify(pd, a0).err(),
-            sys::IRQ_ACK => self.irq_ack(plat, pd, a0).err(),
             sys::PP_CALL => match self.pp_call(plat, pd, a0, MessageInfo(a1)) {
-                Ok(()) => return, // blocked; the reply sets the registers
+                Ok(()) => return Next::Schedule, // blocked; the reply sets the registers
                 Err(e) => Some(e),
             },
-            sys::RECV => {
-                self.recv(plat, pd, a0, MessageInfo(a1), a2, a3);
-                return;
+            sys::RECV => return self.recv(plat, pd, a0, MessageInfo(a1), a2, a3),
+            sys::NOTIFY => match self.notify(pd, a0) {
+                Ok(woken) => {
+                    self.pd_mut(pd).ctx.x[0] = 0;
+                    return self.after_wake(plat, pd, woken);
+                }
+                Err(e) => Some(e),
+            },
+            sys::DEBUG_PUTS => plat.debug_write(pd, a0, a1).err(),
+            sys::IRQ_ACK => self.irq_ack(plat, pd, a0).err(),
+            sys::PD_RESTART => {
+                let r = self.restart_child(pd, a0, a1).err();
+                self.pd_mut(pd).ctx.x[0] = r.map_or(0, |e| e as u64);
+                return Next::Schedule;
             }
-            sys::PD_RESTART => self.restart_child(pd, a0, a1).err(),
-            sys::PD_STOP => self.stop_child(pd, a0).err(),
-            sys::PD_RESUME => self.resume_child(pd, a0).err(),
+            sys::PD_STOP => {
+                // Stopping a child can take back the SC its parent serves it on: schedule.
+                let r = self.stop_child(pd, a0).err();
+                self.pd_mut(pd).ctx.x[0] = r.map_or(0, |e| e as u64);
+                return Next::Schedule;
+            }
+            sys::PD_RESUME => {
+                let r = self.resume_child(pd, a0).err();
+                self.pd_mut(pd).ctx.x[0] = r.map_or(0, |e| e as u64);
+                return Next::Schedule;
+            }
             sys::DEBUG_SHUTDOWN => {
                 plat.shutdown();
                 None
             }
             sys::DEBUG_TIME => {
                 let now = plat.now();
-                let ctx = &mut self.pds[pd as usize].ctx;
+                let ctx = &mut self.pd_mut(pd).ctx;
                 ctx.x[0] = now;
                 ctx.x[1] = plat.frequency();
-                return;
+                return Next::Resume;
             }
             _ => Some(Error::InvalidCall),
         };
-        self.pds[pd as usize].ctx.x[0] = result.map_or(0, |e| e as u64);
+        self.pd_mut(pd).ctx.x[0] = result.map_or(0, |e| e as u64);
+        Next::Resume
+    }
+
+    /// The running PD `pd` woke `woken` (if any) and goes on: a higher priority preempts it (the
+    /// scheduler switches); an equal one now shares its priority, so its time slice must be
+    /// enforced; a lower one just waits its turn.
+    fn after_wake(&mut self, plat: &mut impl Platform, pd: PdId, woken: Option<PdId>) -> Next {
+        let Some(w) = woken else { return Next::Resume };
+        let (wp, p) = (self.pd(w).priority, self.pd(pd).priority);
+        if wp > p {
+            return Next::Schedule;
+        }
+        if wp == p {
+            self.arm_slice(plat);
+        }
+        Next::Resume
+    }
+
+    /// The running PD has a peer at its priority now: make sure the timer ends its SC's budget
+    /// (what `schedule` would arm, computed without reading the counter: the budget ends at
+    /// `sc_started + remaining` whatever time has passed since).
+    fn arm_slice(&mut self, plat: &mut impl Platform) {
+        let Some(sc) = self.current_sc else { return };
+        let end = self.sc_started.saturating_add(self.pd(sc).sc.remaining);
+        let deadline = self.releases.earliest().map_or(end, |(_, t)| t.min(end));
+        if Some(deadline) != self.armed {
+            plat.set_timer(Some(deadline));
+            self.armed = Some(deadline);
+        }
     }
 
     fn channel(&self, pd: PdId, ch: u64) -> Result<Grant, Error> {
         if ch >= CHANNEL_IDS as u64 {
             return Err(Error::InvalidChannel);
         }
-        Ok(self.pds[pd as usize].grants[ch as usize])
+        Ok(self.pd(pd).grants[ch as usize])
     }
 
-    fn notify(&mut self, pd: PdId, ch: u64) -> Result<(), Error> {
+    /// Notifies the other end of channel `ch`; returns the PD it woke, if it was waiting.
+    fn notify(&mut self, pd: PdId, ch: u64) -> Result<Option<PdId>, Error> {
         match self.channel(pd, ch)? {
-            Grant::Channel { peer, peer_id, notify: true, .. } => {
-                self.signal(peer, peer_id);
-                Ok(())
-            }
+            Grant::Channel { peer, peer_id, notify: true, .. } => Ok(self.signal(peer, peer_id).then_some(peer)),
             _ => Err(Error::NotGranted),
         }
     }
@@ -422,7 +552,7 @@ impl<'a> Kernel<'a> {
         let Grant::Channel { peer, peer_id, pp: true, .. } = self.channel(pd, ch)? else {
             return Err(Error::NotGranted);
         };
-        let caller = &mut self.pds[pd as usize];
+        let caller = self.pd_mut(pd);
         caller.call_info = info;
         caller.call_badge = peer_id;
         caller.state = State::Calling { server: peer };
@@ -431,31 +561,270 @@ impl<'a> Kernel<'a> {
         Ok(())
     }
 
+    // ---------------------------------------------------------------- fast paths
+
+    /// The protected-call fast path: `pd` calls a server that waits and has a higher priority
+    /// (so it is the highest ready PD once `pd` blocks: the running PD is never below a queued
+    /// one). The call is handed over directly and the server becomes the current PD. Returns
+    /// None, having changed nothing, when the general path must decide.
+    #[inline(always)]
+    fn call_fast(&mut self, plat: &mut impl Platform, pd: PdId, ch: u64, info: MessageInfo) -> Option<PdId> {
+        let Ok(Grant::Channel { peer: server, peer_id, pp: true, .. }) = self.channel(pd, ch) else {
+            return None;
+        };
+        let (c, s) = (self.pd(pd), self.pd(server));
+        // Waiting means no pending notification and no queued caller (either would have been
+        // taken at once).
+        if s.state != State::Receiving || s.priority <= c.priority {
+            return None;
+        }
+        let client_sc = c.running_sc?;
+        let sc = if s.passive { client_sc } else { server };
+        if self.pd(sc).sc.throttled {
+            return None;
+        }
+        plat.copy_mrs(self.pd(pd), self.pd(server), info.count());
+        self.pd_mut(pd).state = State::AwaitingReply { server };
+        let s = self.pd_mut(server);
+        s.state = State::Ready;
+        s.serving = Some(pd);
+        s.ctx.x[0] = Event::ProtectedCall as u64;
+        s.ctx.x[1] = peer_id as u64;
+        s.ctx.x[2] = info.0;
+        s.running_sc = Some(sc);
+        self.pd_mut(sc).sc.holder = server;
+        self.current = Some(server);
+        if sc != client_sc {
+            self.enter_sc(plat, server, sc);
+        }
+        Some(server)
+    }
+
+    /// The reply-and-wait fast path: `pd` replies to the protected call it serves and waits,
+    /// with nothing pending and no caller queued, and the caller is then the highest ready PD
+    /// (strictly: an equal-priority PD queued first would run before it). The reply is handed
+    /// over directly and the caller becomes the current PD. Returns None, having changed
+    /// nothing, when the general path must decide.
+    #[inline(always)]
+    fn reply_recv_fast(&mut self, plat: &mut impl Platform, pd: PdId, flags: u64, info: MessageInfo, deferred: u64) -> Option<PdId> {
+        if flags != RECV_REPLY || deferred != DeferredKind::None as u64 {
+            return None;
+        }
+        let s = self.pd(pd);
+        let client = s.serving?;
+        if s.pending != 0 || s.ep_head != NIL {
+            return None;
+        }
+        let c = self.pd(client);
+        if c.state != (State::AwaitingReply { server: pd }) || self.runq.any_at_or_above(c.priority) {
+            return None;
+        }
+        let client_sc = c.running_sc?;
+        if self.pd(client_sc).sc.throttled {
+            return None;
+        }
+        let server_sc = s.running_sc;
+        plat.copy_mrs(self.pd(pd), self.pd(client), info.count());
+        let s = self.pd_mut(pd);
+        s.serving = None;
+        s.state = State::Receiving;
+        s.ctx.x[3] = 0;
+        s.ctx.x[4] = 0;
+        if s.passive {
+            // Gives back the borrowed SC (or, after a notification, its own).
+            s.running_sc = None;
+            if let Some(sc) = server_sc.filter(|&sc| sc != pd) {
+                self.pd_mut(sc).sc.holder = sc;
+            }
+        }
+        let c = self.pd_mut(client);
+        c.state = State::Ready;
+        c.ctx.x[0] = 0;
+        c.ctx.x[1] = info.0;
+        self.pd_mut(client_sc).sc.holder = client;
+        self.current = Some(client);
+        if server_sc != Some(client_sc) {
+            self.enter_sc(plat, client, client_sc);
+        }
+        Some(client)
+    }
+
+    /// For the notification fast paths: the PD that channel `ch` of `pd` notifies and the bit it
+    /// sets there, if the notification is granted and a fast path can deliver it (a waiting
+    /// receiver whose budget is spent is left to the general path).
+    #[inline(always)]
+    fn fast_notify_target(&self, pd: PdId, ch: u64) -> Option<(PdId, u8)> {
+        let Ok(Grant::Channel { peer, peer_id, notify: true, .. }) = self.channel(pd, ch) else {
+            return None;
+        };
+        // A waiting PD runs on its own SC once woken.
+        let t = self.pd(peer);
+        if t.state == State::Receiving && t.sc.throttled {
+            return None;
+        }
+        Some((peer, peer_id))
+    }
+
+    /// Sets notification bit `bit` of `pd`; if it waits, hands it its notifications and makes it
+    /// ready, without queueing it (the caller decides whether it runs at once or queues).
+    /// Returns true if it was woken.
+    #[inline(always)]
+    fn signal_fast(&mut self, pd: PdId, bit: u8) -> bool {
+        let t = self.pd_mut(pd);
+        t.pending |= 1 << bit;
+        if t.state != State::Receiving {
+            return false;
+        }
+        t.ctx.x[0] = Event::Notification as u64;
+        t.ctx.x[1] = t.pending;
+        t.ctx.x[2] = 0;
+        t.pending = 0;
+        t.state = State::Ready;
+        if t.running_sc.is_none() {
+            // A passive PD woken by a notification runs on its own SC.
+            t.running_sc = Some(pd);
+            t.sc.holder = pd;
+        }
+        true
+    }
+
+    /// The running PD `pd` (going on running) woke `woken`: a higher priority preempts it at
+    /// once (`pd` keeps its turn at the head of its queue); an equal or lower one queues.
+    #[inline(always)]
+    fn woken_fast(&mut self, plat: &mut impl Platform, pd: PdId, woken: PdId) -> Next {
+        let (wp, p) = (self.pd(woken).priority, self.pd(pd).priority);
+        if wp > p {
+            self.runq.push_front(pd, p);
+            self.current = Some(woken);
+            self.enter_sc(plat, woken, woken);
+            return Next::Switch(woken);
+        }
+        self.runq.push_back(woken, wp);
+        if wp == p {
+            self.arm_slice(plat);
+        }
+        Next::Resume
+    }
+
+    /// The notify fast path: every notify whose target is granted (see
+    /// [`Kernel::fast_notify_target`]).
+    #[inline(always)]
+    fn notify_fast(&mut self, plat: &mut impl Platform, pd: PdId, ch: u64) -> Option<Next> {
+        let (peer, bit) = self.fast_notify_target(pd, ch)?;
+        self.pd_mut(pd).ctx.x[0] = 0;
+        if !self.signal_fast(peer, bit) {
+            return Some(Next::Resume);
+        }
+        Some(self.woken_fast(plat, pd, peer))
+    }
+
+    /// The wait fast path (RECV without a reply, with at most a deferred notify), when no
+    /// caller is queued: either a notification is pending and `pd` goes on at once, or it
+    /// blocks and the head of the highest run queue runs.
+    #[inline(always)]
+    fn recv_fast(&mut self, plat: &mut impl Platform, pd: PdId, deferred: u64, ch: u64) -> Option<Next> {
+        let target = match deferred {
+            x if x == DeferredKind::None as u64 => None,
+            x if x == DeferredKind::Notify as u64 => Some(self.fast_notify_target(pd, ch)?),
+            _ => return None,
+        };
+        if self.pd(pd).ep_head != NIL {
+            return None;
+        }
+        let woken = target.and_then(|(peer, bit)| self.signal_fast(peer, bit).then_some(peer));
+        let p = self.pd_mut(pd);
+        p.ctx.x[3] = 0;
+        p.ctx.x[4] = 0;
+        if p.pending != 0 {
+            p.ctx.x[0] = Event::Notification as u64;
+            p.ctx.x[1] = p.pending;
+            p.ctx.x[2] = 0;
+            p.pending = 0;
+            return Some(match woken {
+                Some(w) => self.woken_fast(plat, pd, w),
+                None => Next::Resume,
+            });
+        }
+        p.state = State::Receiving;
+        if p.passive {
+            // As in `wait`: a passive PD gives up the SC it ran on.
+            if let Some(sc) = p.running_sc.take() {
+                if sc != pd {
+                    self.pd_mut(sc).sc.holder = sc;
+                }
+            }
+        }
+        if let Some(w) = woken {
+            let wp = self.pd(w).priority;
+            self.runq.push_back(w, wp);
+        }
+        let Some(next) = self.runq.pop_highest() else {
+            return Some(Next::Schedule); // nothing to run: the scheduler idles
+        };
+        let sc = self.pd(next).running_sc.unwrap_or(next);
+        self.current = Some(next);
+        if Some(sc) != self.current_sc {
+            self.enter_sc(plat, next, sc);
+        } else {
+            self.arm(plat, Some(next), Some(sc));
+        }
+        Some(Next::Switch(next))
+    }
+
+    /// The current PD `pd` starts running on SC `sc` (not throttled), which is not the one
+    /// being charged: charge the old one, refresh the new one and re-arm the timer, as
+    /// [`Kernel::schedule`] does.
+    #[inline(never)]
+    fn enter_sc(&mut self, plat: &mut impl Platform, pd: PdId, sc: PdId) {
+        let now = plat.now();
+        self.charge(now);
+        self.refresh(sc, now);
+        self.current_sc = Some(sc);
+        self.sc_started = now;
+        self.arm(plat, Some(pd), Some(sc));
+    }
+
     /// The event-loop call: reply, deferred action, wait.
-    fn recv(&mut self, plat: &mut impl Platform, pd: PdId, flags: u64, reply: MessageInfo, deferred: u64, ch: u64) {
-        let reply_error = if flags & RECV_REPLY != 0 { self.reply(plat, pd, reply).err() } else { None };
+    /// Returns what runs next: the caller itself if an event was there at once (it keeps its SC
+    /// and nothing it woke outranks it), else whatever the scheduler picks.
+    fn recv(&mut self, plat: &mut impl Platform, pd: PdId, flags: u64, reply: MessageInfo, deferred: u64, ch: u64) -> Next {
+        let sc_before = self.pd(pd).running_sc;
+        let replied = flags & RECV_REPLY != 0;
+        let reply_error = if replied { self.reply(plat, pd, reply).err() } else { None };
+        let mut woken = None;
         let deferred_error = match deferred {
             x if x == DeferredKind::None as u64 => None,
-            x if x == DeferredKind::Notify as u64 => self.notify(pd, ch).err(),
+            x if x == DeferredKind::Notify as u64 => match self.notify(pd, ch) {
+                Ok(w) => {
+                    woken = w;
+                    None
+                }
+                Err(e) => Some(e),
+            },
             x if x == DeferredKind::IrqAck as u64 => self.irq_ack(plat, pd, ch).err(),
             _ => Some(Error::InvalidCall),
         };
-        let ctx = &mut self.pds[pd as usize].ctx;
+        let ctx = &mut self.pd_mut(pd).ctx;
         ctx.x[3] = deferred_error.map_or(0, |e| e as u64);
         ctx.x[4] = reply_error.map_or(0, |e| e as u64);
         self.wait(plat, pd);
+        let p = self.pd(pd);
+        if p.state != State::Ready || p.running_sc != sc_before || (replied && reply_error.is_none()) {
+            return Next::Schedule;
+        }
+        self.after_wake(plat, pd, woken)
     }
 
     /// Replies to the call (or fault) `pd` is serving.
     fn reply(&mut self, plat: &mut impl Platform, pd: PdId, info: MessageInfo) -> Result<(), Error> {
-        let Some(client) = self.pds[pd as usize].serving.take() else {
+        let Some(client) = self.pd_mut(pd).serving.take() else {
             return Err(Error::InvalidState);
         };
         self.return_borrowed_sc(pd, client);
-        match self.pds[client as usize].state {
+        match self.pd(client).state {
             State::AwaitingReply { server } if server == pd => {
-                plat.copy_mrs(&self.pds[pd as usize], &self.pds[client as usize], info.count());
-                let ctx = &mut self.pds[client as usize].ctx;
+                plat.copy_mrs(self.pd(pd), self.pd(client), info.count());
+                let ctx = &mut self.pd_mut(client).ctx;
                 ctx.x[0] = 0;
                 ctx.x[1] = info.0;
                 self.make_ready(client);
@@ -463,7 +832,7 @@ impl<'a> Kernel<'a> {
             State::FaultDelivered { parent } if parent == pd => {
                 // Replying to a fault resumes the child (re-running the faulting instruction
                 // unless the parent moved its PC with a restart).
-                self.pds[client as usize].fault = None;
+                self.pd_mut(client).fault = None;
                 self.make_ready(client);
             }
             // The client was restarted or stopped meanwhile: nothing to deliver.
@@ -474,20 +843,20 @@ impl<'a> Kernel<'a> {
 
     /// A passive server that ran on `client`'s SC gives it back.
     fn return_borrowed_sc(&mut self, server: PdId, client: PdId) {
-        let s = &self.pds[server as usize];
+        let s = self.pd(server);
         if !s.passive {
             return;
         }
-        if let Some(sc) = s.running_sc.filter(|&sc| Some(sc) == self.pds[client as usize].running_sc) {
+        if let Some(sc) = s.running_sc.filter(|&sc| Some(sc) == self.pd(client).running_sc) {
             // Time keeps being charged to the same SC, now held by the client again.
-            self.pds[server as usize].running_sc = None;
-            self.pds[sc as usize].sc.holder = client;
+            self.pd_mut(server).running_sc = None;
+            self.pd_mut(sc).sc.holder = client;
         }
     }
 
     /// Waits for the next event: pending notifications first, then the endpoint queue.
     fn wait(&mut self, plat: &mut impl Platform, pd: PdId) {
-        let p = &mut self.pds[pd as usize];
+        let p = self.pd_mut(pd);
         if p.pending != 0 {
             self.deliver_notifications(pd);
             return;
@@ -498,14 +867,14 @@ impl<'a> Kernel<'a> {
             self.accept(plat, pd, head);
             return;
         }
-        let p = &mut self.pds[pd as usize];
+        let p = self.pd_mut(pd);
         p.state = State::Receiving;
         if p.passive {
             // A passive PD gives up whatever SC it ran on (its own only runs it for init and
             // notifications); a borrowed one goes back to its owner.
             if let Some(sc) = p.running_sc.take() {
                 if sc != pd {
-                    self.pds[sc as usize].sc.holder = sc;
+                    self.pd_mut(sc).sc.holder = sc;
                 }
             }
         }
@@ -513,7 +882,7 @@ impl<'a> Kernel<'a> {
     }
 
     fn deliver_notifications(&mut self, pd: PdId) {
-        let p = &mut self.pds[pd as usize];
+        let p = self.pd_mut(pd);
         p.ctx.x[0] = Event::Notification as u64;
         p.ctx.x[1] = p.pending;
         p.ctx.x[2] = 0;
@@ -530,17 +899,17 @@ impl<'a> Kernel<'a> {
     fn accept(&mut self, plat: &mut impl Platform, server: PdId, client: PdId) {
         // Only the fields needed: a Pd is kilobytes, never copy it whole on the IPC path.
         let (state, call_info, call_badge, child_id, fault, client_sc) = {
-            let c = &self.pds[client as usize];
+            let c = self.pd(client);
             (c.state, c.call_info, c.call_badge, c.child_id, c.fault, c.running_sc)
         };
         let (event, badge, info) = match state {
             State::Calling { .. } => {
-                plat.copy_mrs(&self.pds[client as usize], &self.pds[server as usize], call_info.count());
-                self.pds[client as usize].state = State::AwaitingReply { server };
+                plat.copy_mrs(self.pd(client), self.pd(server), call_info.count());
+                self.pd_mut(client).state = State::AwaitingReply { server };
                 (Event::ProtectedCall, call_badge as u64, call_info)
             }
             State::FaultSending { .. } => {
-                let ctx = &self.pds[client as usize].ctx;
+                let ctx = &self.pd(client).ctx;
                 let fault = fault.unwrap_or(FaultInfo {
                     kind: FaultKind::Unknown,
                     pc: ctx.pc,
@@ -549,13 +918,13 @@ impl<'a> Kernel<'a> {
                     is_write: false,
                     sp: ctx.sp,
                 });
-                plat.write_mrs(&self.pds[server as usize], &fault.message());
-                self.pds[client as usize].state = State::FaultDelivered { parent: server };
+                plat.write_mrs(self.pd(server), &fault.message());
+                self.pd_mut(client).state = State::FaultDelivered { parent: server };
                 (Event::Fault, child_id as u64, MessageInfo::new(fault.kind as u64, fault_mr::COUNT))
             }
             _ => return,
         };
-        let s = &mut self.pds[server as usize];
+        let s = self.pd_mut(server);
         s.serving = Some(client);
         s.ctx.x[0] = event as u64;
         s.ctx.x[1] = badge;
@@ -564,7 +933,7 @@ impl<'a> Kernel<'a> {
             // Serve on the client's time.
             s.running_sc = client_sc;
             if let Some(sc) = client_sc {
-                self.pds[sc as usize].sc.holder = server;
+                self.pd_mut(sc).sc.holder = server;
             }
         } else if s.running_sc.is_none() {
             s.running_sc = Some(server);
@@ -574,51 +943,51 @@ impl<'a> Kernel<'a> {
 
     /// Queues `client` on `server`'s endpoint, or hands it over at once if the server waits.
     fn send_to_endpoint(&mut self, plat: &mut impl Platform, server: PdId, client: PdId) {
-        if self.pds[server as usize].state == State::Receiving {
+        if self.pd(server).state == State::Receiving {
             self.accept(plat, server, client);
             return;
         }
-        self.pds[client as usize].ep_next = NIL;
-        let s = &mut self.pds[server as usize];
+        self.pd_mut(client).ep_next = NIL;
+        let s = self.pd_mut(server);
         let tail = s.ep_tail;
         s.ep_tail = client;
         if tail == NIL {
             s.ep_head = client;
         } else {
-            self.pds[tail as usize].ep_next = client;
+            self.pd_mut(tail).ep_next = client;
         }
     }
 
     fn pop_endpoint(&mut self, server: PdId) {
-        let head = self.pds[server as usize].ep_head;
+        let head = self.pd(server).ep_head;
         if head == NIL {
             return;
         }
-        let next = self.pds[head as usize].ep_next;
-        let s = &mut self.pds[server as usize];
+        let next = self.pd(head).ep_next;
+        let s = self.pd_mut(server);
         s.ep_head = next;
         if next == NIL {
             s.ep_tail = NIL;
         }
-        self.pds[head as usize].ep_next = NIL;
+        self.pd_mut(head).ep_next = NIL;
     }
 
     /// Takes `client` off `server`'s endpoint queue wherever it is.
     fn unlink_endpoint(&mut self, server: PdId, client: PdId) {
         let mut prev = NIL;
-        let mut at = self.pds[server as usize].ep_head;
+        let mut at = self.pd(server).ep_head;
         while at != NIL {
-            let next = self.pds[at as usize].ep_next;
+            let next = self.pd(at).ep_next;
             if at == client {
                 if prev == NIL {
-                    self.pds[server as usize].ep_head = next;
+                    self.pd_mut(server).ep_head = next;
                 } else {
-                    self.pds[prev as usize].ep_next = next;
+                    self.pd_mut(prev).ep_next = next;
                 }
-                if self.pds[server as usize].ep_tail == client {
-                    self.pds[server as usize].ep_tail = prev;
+                if self.pd(server).ep_tail == client {
+                    self.pd_mut(server).ep_tail = prev;
                 }
-                self.pds[client as usize].ep_next = NIL;
+                self.pd_mut(client).ep_next = NIL;
                 return;
             }
             prev = at;
@@ -632,7 +1001,7 @@ impl<'a> Kernel<'a> {
         if id >= CHANNEL_IDS as u64 {
             return Err(Error::InvalidChild);
         }
-        let c = self.pds[parent as usize].children[id as usize];
+        let c = self.pd(parent).children[id as usize];
         if c == NO_CHILD {
             return Err(Error::InvalidChild);
         }
@@ -641,19 +1010,19 @@ impl<'a> Kernel<'a> {
 
     /// Takes a PD out of whatever it is blocked in (queues, calls, faults).
     fn detach(&mut self, pd: PdId) {
-        match self.pds[pd as usize].state {
+        match self.pd(pd).state {
             State::Calling { server } => self.unlink_endpoint(server, pd),
             State::FaultSending { parent } => self.unlink_endpoint(parent, pd),
             State::AwaitingReply { server } | State::FaultDelivered { parent: server } => {
-                if self.pds[server as usize].serving == Some(pd) {
+                if self.pd(server).serving == Some(pd) {
                     self.return_borrowed_sc(server, pd);
-                    self.pds[server as usize].serving = None;
+                    self.pd_mut(server).serving = None;
                 }
             }
             State::Ready | State::Receiving | State::Stopped => {}
         }
         self.runq.remove(pd);
-        let p = &mut self.pds[pd as usize];
+        let p = self.pd_mut(pd);
         p.fault = None;
         if p.running_sc.is_none() || p.running_sc != Some(pd) {
             p.running_sc = Some(pd);
@@ -664,7 +1033,7 @@ impl<'a> Kernel<'a> {
     fn restart_child(&mut self, parent: PdId, id: u64, pc: u64) -> Result<(), Error> {
         let child = self.child(parent, id)?;
         self.detach(child);
-        self.pds[child as usize].ctx.pc = pc;
+        self.pd_mut(child).ctx.pc = pc;
         self.make_ready(child);
         Ok(())
     }
@@ -672,13 +1041,13 @@ impl<'a> Kernel<'a> {
     fn stop_child(&mut self, parent: PdId, id: u64) -> Result<(), Error> {
         let child = self.child(parent, id)?;
         self.detach(child);
-        self.pds[child as usize].state = State::Stopped;
+        self.pd_mut(child).state = State::Stopped;
         Ok(())
     }
 
     fn resume_child(&mut self, parent: PdId, id: u64) -> Result<(), Error> {
         let child = self.child(parent, id)?;
-        match self.pds[child as usize].state {
+        match self.pd(child).state {
             State::Stopped | State::FaultDelivered { .. } | State::FaultSending { .. } => {
                 self.detach(child);
                 self.make_ready(child);
@@ -692,8 +1061,9 @@ impl<'a> Kernel<'a> {
 
     /// PD `pd` took a fault: its parent hears of it, or (a root PD) it is reported and stopped.
     pub fn fault(&mut self, plat: &mut impl Platform, pd: PdId, info: FaultInfo) {
+        assert!((pd as usize) < self.pds.len(), "fault of PD {pd}, which does not exist");
         self.runq.remove(pd);
-        let p = &mut self.pds[pd as usize];
+        let p = self.pd_mut(pd);
         p.fault = Some(info);
         match p.parent {
             Some(parent) => {
@@ -702,7 +1072,7 @@ impl<'a> Kernel<'a> {
             }
             None => {
                 p.state = State::Stopped;
-                plat.report_fault(pd, &self.pds[pd as usize].ctx, &info);
+                plat.report_fault(pd, &self.pd(pd).ctx, &info);
             }
         }
     }
@@ -725,25 +1095,41 @@ impl<'a> Kernel<'a> {
         self.armed = None;
     }
 
-    /// Sets notification bit `bit` of `pd` and wakes it if it waits.
-    fn signal(&mut self, pd: PdId, bit: u8) {
-        let p = &mut self.pds[pd as usize];
+    /// Sets notification bit `bit` of `pd` and wakes it if it waits (returns true then).
+    fn signal(&mut self, pd: PdId, bit: u8) -> bool {
+        let p = self.pd_mut(pd);
         p.pending |= 1 << bit;
         if p.state == State::Receiving {
             self.deliver_notifications(pd);
+            return true;
         }
+        false
     }
 
     // ---------------------------------------------------------------- scheduling
 
+    /// `pd` becomes ready. The current PD stays off the queues (it keeps running unless
+    /// `schedule` finds a higher priority); any other joins the tail of its priority.
     fn make_ready(&mut self, pd: PdId) {
-        let p = &mut self.pds[pd as usize];
+        let is_current = self.current == Some(pd);
+        let p = self.pd_mut(pd);
         p.state = State::Ready;
+        if is_current {
+            return;
+        }
         let sc = p.running_sc.unwrap_or(pd);
-        if !self.pds[sc as usize].sc.throttled {
-            let prio = self.pds[pd as usize].priority;
+        if !self.pd(sc).sc.throttled {
+            let prio = self.pd(pd).priority;
             self.runq.push_back(pd, prio);
         }
+    }
+
+    /// True if the current PD `pd` may go on running: ready, not queued (a used-up time slice
+    /// queues it behind its peers) and its SC not throttled.
+    fn can_continue(&self, pd: PdId) -> bool {
+        let p = self.pd(pd);
+        let sc = p.running_sc.unwrap_or(pd);
+        p.state == State::Ready && !self.runq.is_queued(pd) && !self.pd(sc).sc.throttled
     }
 
     /// Charges the running SC for the time since it was last charged.
@@ -751,7 +1137,7 @@ impl<'a> Kernel<'a> {
         let Some(sc) = self.current_sc else { return };
         let used = now.saturating_sub(self.sc_started);
         self.sc_started = now;
-        let s = &mut self.pds[sc as usize].sc;
+        let s = &mut self.pd_mut(sc).sc;
         s.remaining = s.remaining.saturating_sub(used);
         if s.remaining == 0 {
             self.budget_exhausted(sc, now);
@@ -759,16 +1145,17 @@ impl<'a> Kernel<'a> {
     }
 
     fn budget_exhausted(&mut self, sc: PdId, now: u64) {
-        let s = &mut self.pds[sc as usize].sc;
+        let s = &mut self.pd_mut(sc).sc;
         let holder = s.holder;
         let release_at = s.period_start.saturating_add(s.period);
         if s.budget >= s.period || release_at <= now {
             // A time slice (or a period already over): refill and go to the back of the queue.
             s.remaining = s.budget;
             s.period_start = now;
-            if self.runq.is_queued(holder) {
-                let prio = self.pds[holder as usize].priority;
-                self.runq.push_back(holder, prio);
+            let h = self.pd(holder);
+            let running = self.current == Some(holder) && h.state == State::Ready;
+            if running || self.runq.is_queued(holder) {
+                self.runq.push_back(holder, h.priority);
             }
         } else {
             s.throttled = true;
@@ -780,12 +1167,12 @@ impl<'a> Kernel<'a> {
     /// Refills SCs whose release time has come.
     fn release_due(&mut self, now: u64) {
         while let Some(sc) = self.releases.pop_due(now) {
-            let s = &mut self.pds[sc as usize].sc;
+            let s = &mut self.pd_mut(sc).sc;
             s.throttled = false;
             s.remaining = s.budget;
             s.period_start = now;
             let holder = s.holder;
-            let h = &self.pds[holder as usize];
+            let h = self.pd(holder);
             if h.state == State::Ready && h.running_sc == Some(sc) {
                 self.runq.push_back(holder, h.priority);
             }
@@ -794,10 +1181,46 @@ impl<'a> Kernel<'a> {
 
     /// An SC starting to run after a pause gets a new period if its old one is over.
     fn refresh(&mut self, sc: PdId, now: u64) {
-        let s = &mut self.pds[sc as usize].sc;
+        let s = &mut self.pd_mut(sc).sc;
         if !s.throttled && now >= s.period_start.saturating_add(s.period) {
             s.remaining = s.budget;
             s.period_start = now;
+        }
+    }
+
+    /// The PD to run: the current one if it may continue and nothing of higher priority is
+    /// queued, else the head of the highest queue (a preempted current PD keeps its turn at the
+    /// head of its own).
+    fn choose(&mut self) -> Option<PdId> {
+        let queued = self.runq.highest_priority();
+        if let Some(pd) = self.current.filter(|&pd| self.can_continue(pd)) {
+            let prio = self.pd(pd).priority;
+            match queued {
+                Some(q) if q > prio => self.runq.push_front(pd, prio),
+                _ => return Some(pd),
+            }
+        }
+        let next = self.runq.highest()?;
+        self.runq.remove(next);
+        Some(next)
+    }
+
+    /// Arms the timer for the next event: the earliest release, or the end of `sc`'s budget
+    /// when it matters (a budget below its period, or a peer of `pd`'s priority waiting for a
+    /// time slice). `sc` is the SC being charged: its budget ends at `sc_started + remaining`.
+    fn arm(&mut self, plat: &mut impl Platform, pd: Option<PdId>, sc: Option<PdId>) {
+        let mut deadline = self.releases.earliest().map(|(_, t)| t);
+        if let (Some(pd), Some(sc)) = (pd, sc) {
+            let s = &self.pd(sc).sc;
+            let prio = self.pd(pd).priority;
+            if s.budget < s.period || self.runq.has_other_at(prio, pd) {
+                let end = self.sc_started.saturating_add(s.remaining);
+                deadline = Some(deadline.map_or(end, |d| d.min(end)));
+            }
+        }
+        if deadline != self.armed {
+            plat.set_timer(deadline);
+            self.armed = deadline;
         }
     }
 
@@ -806,8 +1229,8 @@ impl<'a> Kernel<'a> {
         let now = plat.now();
         self.charge(now);
         self.release_due(now);
-        let next = self.runq.highest();
-        let next_sc = next.and_then(|pd| self.pds[pd as usize].running_sc);
+        let next = self.choose();
+        let next_sc = next.and_then(|pd| self.pd(pd).running_sc);
         if next_sc != self.current_sc {
             if let Some(sc) = next_sc {
                 self.refresh(sc, now);
@@ -816,19 +1239,7 @@ impl<'a> Kernel<'a> {
             self.sc_started = now;
         }
         self.current = next;
-        let mut deadline = self.releases.earliest().map(|(_, t)| t);
-        if let (Some(pd), Some(sc)) = (next, next_sc) {
-            let s = &self.pds[sc as usize].sc;
-            let prio = self.pds[pd as usize].priority;
-            if s.budget < s.period || self.runq.has_other_at(prio, pd) {
-                let end = now.saturating_add(s.remaining);
-                deadline = Some(deadline.map_or(end, |d| d.min(end)));
-            }
-        }
-        if deadline != self.armed {
-            plat.set_timer(deadline);
-            self.armed = deadline;
-        }
+        self.arm(plat, next, next_sc);
         next
     }
 }

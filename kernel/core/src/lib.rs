@@ -2,6 +2,7 @@
 //! tested on the host with `cargo test`.
 //!
 //! - [`frames`]: the physical frame allocator;
+//! - [`fpu`]: lazy FP/SIMD switching (who owns the registers);
 //! - [`pagetable`]: building aarch64 stage-1 translation tables for PD address spaces;
 //! - [`asid`]: address-space ids with generations;
 //! - [`runqueue`]: O(1) ready queues (priority bitmap + FIFO per priority);
@@ -19,6 +20,7 @@ extern crate std;
 
 pub mod asid;
 pub mod context;
+pub mod fpu;
 pub mod frames;
 pub mod grants;
 pub mod kernel;

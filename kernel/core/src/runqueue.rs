@@ -24,6 +24,8 @@ impl Link {
 pub struct RunQueues<'a> {
     /// Bit p of word p / 64: queue p is non-empty.
     bitmap: [u64; 4],
+    /// Bit w: word w of `bitmap` is non-zero (so "anything above" is two tests, not a scan).
+    words: u64,
     head: [u32; 256],
     tail: [u32; 256],
     links: &'a mut [Link],
@@ -33,7 +35,7 @@ impl<'a> RunQueues<'a> {
     /// Empty queues for threads `0..links.len()`.
     pub fn new(links: &'a mut [Link]) -> Self {
         links.fill(Link::UNQUEUED);
-        RunQueues { bitmap: [0; 4], head: [NIL; 256], tail: [NIL; 256], links }
+        RunQueues { bitmap: [0; 4], words: 0, head: [NIL; 256], tail: [NIL; 256], links }
     }
 
     /// True if `t` is on a queue.
@@ -53,7 +55,7 @@ impl<'a> RunQueues<'a> {
             self.links[old_tail as usize].next = t;
         }
         self.tail[p] = t;
-        self.bitmap[p / 64] |= 1 << (p % 64);
+        self.mark(p);
     }
 
     /// Puts `t` at the head of queue `prio` (it runs next among its priority).
@@ -68,7 +70,12 @@ impl<'a> RunQueues<'a> {
             self.links[old_head as usize].prev = t;
         }
         self.head[p] = t;
+        self.mark(p);
+    }
+
+    fn mark(&mut self, p: usize) {
         self.bitmap[p / 64] |= 1 << (p % 64);
+        self.words |= 1 << (p / 64);
     }
 
     /// Takes `t` off its queue, if it is on one.
@@ -88,18 +95,52 @@ impl<'a> RunQueues<'a> {
         }
         if self.head[p] == NIL {
             self.bitmap[p / 64] &= !(1 << (p % 64));
+            if self.bitmap[p / 64] == 0 {
+                self.words &= !(1 << (p / 64));
+            }
         }
         self.links[t as usize] = Link::UNQUEUED;
     }
 
+    /// Takes the thread at the head of the highest non-empty queue off it.
+    #[inline]
+    pub fn pop_highest(&mut self) -> Option<u32> {
+        let p = self.highest_priority()? as usize;
+        let t = self.head[p];
+        let next = self.links[t as usize].next;
+        self.head[p] = next;
+        if next == NIL {
+            self.tail[p] = NIL;
+            self.bitmap[p / 64] &= !(1 << (p % 64));
+            if self.bitmap[p / 64] == 0 {
+                self.words &= !(1 << (p / 64));
+            }
+        } else {
+            self.links[next as usize].prev = NIL;
+        }
+        self.links[t as usize] = Link::UNQUEUED;
+        Some(t)
+    }
+
     /// The highest non-empty priority.
     pub fn highest_priority(&self) -> Option<u8> {
-        (0..4).rev().find(|&w| self.bitmap[w] != 0).map(|w| (w * 64 + 63 - self.bitmap[w].leading_zeros() as usize) as u8)
+        if self.words == 0 {
+            return None;
+        }
+        let w = 63 - self.words.leading_zeros() as usize;
+        Some((w * 64 + 63 - self.bitmap[w & 3].leading_zeros() as usize) as u8)
     }
 
     /// The thread at the head of the highest non-empty queue.
     pub fn highest(&self) -> Option<u32> {
         self.highest_priority().map(|p| self.head[p as usize])
+    }
+
+    /// True if some queue of priority `prio` or higher is non-empty.
+    #[inline]
+    pub fn any_at_or_above(&self, prio: u8) -> bool {
+        let w = prio as usize / 64;
+        (self.bitmap[w] >> (prio % 64)) != 0 || (self.words >> w >> 1) != 0
     }
 
     /// True if queue `prio` holds another thread besides `t`.
@@ -159,6 +200,45 @@ mod tests {
         assert_eq!(drain(&mut q), vec![1, 2]);
         q.remove(3); // not queued: no effect
         assert!(!q.is_queued(3));
+    }
+
+    #[test]
+    fn pop_highest_takes_heads_in_order() {
+        let mut links = vec![Link::UNQUEUED; 6];
+        let mut q = RunQueues::new(&mut links);
+        for (t, p) in [(0, 5), (1, 70), (2, 5), (3, 200), (4, 70)] {
+            q.push_back(t, p);
+        }
+        let mut order = Vec::new();
+        while let Some(t) = q.pop_highest() {
+            assert!(!q.is_queued(t));
+            order.push(t);
+            // The queues stay consistent with a mix of pops and other operations.
+            if t == 1 {
+                q.push_front(5, 70);
+            }
+        }
+        assert_eq!(order, vec![3, 1, 5, 4, 0, 2]);
+        assert_eq!(q.highest_priority(), None);
+        assert!(!q.any_at_or_above(0));
+    }
+
+    #[test]
+    fn any_at_or_above_looks_at_higher_words_too() {
+        let mut links = vec![Link::UNQUEUED; 4];
+        let mut q = RunQueues::new(&mut links);
+        assert!(!q.any_at_or_above(0));
+        q.push_back(0, 10);
+        assert!(q.any_at_or_above(0) && q.any_at_or_above(10));
+        assert!(!q.any_at_or_above(11) && !q.any_at_or_above(255));
+        q.push_back(1, 200);
+        assert!(q.any_at_or_above(11) && q.any_at_or_above(63) && q.any_at_or_above(200));
+        assert!(!q.any_at_or_above(201));
+        q.push_back(2, 255);
+        assert!(q.any_at_or_above(255));
+        q.remove(1);
+        q.remove(2);
+        assert!(!q.any_at_or_above(64));
     }
 
     #[test]

@@ -70,8 +70,8 @@ _start:
     ldr     x9, =SCTLR_EL1_RES1
     msr     sctlr_el1, x9
     isb
-    mov     x9, #(3 << 20)              // CPACR_EL1.FPEN: no FP/SIMD traps at EL0 or EL1
-    msr     cpacr_el1, x9
+    mov     x9, #(1 << 20)              // CPACR_EL1.FPEN = 0b01: FP/SIMD traps at EL0 only
+    msr     cpacr_el1, x9                // (switched lazily; the kernel never uses FP/SIMD)
     isb
 
     // Zero .bss (physical addresses; the MMU is off).
@@ -135,7 +135,8 @@ _start:
 boot_l1:
     .space 4096
 
-.section .bss.boot_stack, "aw", @nobits
+// The kernel stack: outside .bss (kernel.ld), because it needs no zeroing.
+.section .boot_stack, "aw", @nobits
 .balign 16
 .global boot_stack_bottom
 boot_stack_bottom:

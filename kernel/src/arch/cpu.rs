@@ -2,6 +2,8 @@
 
 use core::arch::asm;
 
+use edgeos_kernel_core::context::FpContext;
+
 /// Waits for an interrupt. Interrupts stay masked in the kernel; WFI still wakes on a pending one.
 pub fn wait_for_interrupt() {
     // SAFETY: WFI only pauses the core.
@@ -22,6 +24,35 @@ pub fn far() -> u64 {
     // SAFETY: reading a system register has no side effects.
     unsafe { asm!("mrs {}, far_el1", out(reg) v, options(nomem, nostack, preserves_flags)) }
     v
+}
+
+/// Gives EL0 access to the FP/SIMD registers, or traps it (CPACR_EL1.FPEN = 0b11 / 0b01; EL1
+/// is never trapped, so the kernel can move the registers, and never uses them otherwise).
+pub fn set_user_fp_access(enabled: bool) {
+    let v: u64 = if enabled { 3 << 20 } else { 1 << 20 };
+    // SAFETY: CPACR_EL1 only controls FP/SIMD traps. No ISB: the setting matters only at EL0,
+    // and the ERET that returns there is a context synchronization event (the kernel itself
+    // never uses FP/SIMD except in fp_save/fp_restore, which EL1 may always run).
+    unsafe { asm!("msr cpacr_el1, {}", in(reg) v, options(nostack, preserves_flags)) }
+}
+
+unsafe extern "C" {
+    fn fp_save(to: *mut FpContext);
+    fn fp_restore(from: *const FpContext);
+}
+
+/// Saves the FP/SIMD registers (q0..q31, FPCR, FPSR).
+pub fn save_fp(to: &mut FpContext) {
+    // SAFETY: fp_save (vectors.S) only writes the 528 bytes of `to` and clobbers x1, x2 (caller-
+    // saved registers of the C ABI).
+    unsafe { fp_save(to) }
+}
+
+/// Loads the FP/SIMD registers.
+pub fn load_fp(from: &FpContext) {
+    // SAFETY: fp_restore only reads `from` and clobbers x1, x2 and the FP registers, which the
+    // kernel does not use (it is built soft-float).
+    unsafe { fp_restore(from) }
 }
 
 /// The CPU's main id register, for the boot banner.

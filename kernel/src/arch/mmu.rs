@@ -46,12 +46,16 @@ pub fn asid_bits() -> u32 {
     if tcr & (1 << 36) != 0 { 16 } else { 8 }
 }
 
-/// Installs a user translation table: `root` is its physical address, `asid` its address-space id.
+/// Installs a user translation table for the PD about to be resumed: `root` is its physical
+/// address, `asid` its address-space id. The caller must not use user addresses (AT, copies
+/// through TTBR0) before the ERET to that PD: there is no ISB here, the ERET is the context
+/// synchronization event that makes the new table take effect.
+#[inline]
 pub fn set_user_table(root: u64, asid: u16) {
     let ttbr = root | ((asid as u64) << 48);
     // SAFETY: `root` is a valid table built by the kernel, mapping only user memory; kernel
     // addresses are translated through TTBR1 and are unaffected.
-    unsafe { asm!("msr ttbr0_el1, {}", "isb", in(reg) ttbr, options(nostack, preserves_flags)) }
+    unsafe { asm!("msr ttbr0_el1, {}", in(reg) ttbr, options(nostack, preserves_flags)) }
 }
 
 /// Makes page-table writes visible to the table walker before they are used.

@@ -1,66 +1,33 @@
 // Exception vectors and the user context switch.
 //
-// While a PD runs, SP_EL1 points just past that PD's `UserContext` (see context.rs), so an
-// exception from EL0 pushes the PD's registers straight into its context; then the handler
-// switches to the kernel stack (its top is kept in TPIDR_EL1) and calls into Rust. The kernel is
-// entered only from EL0 (it runs with interrupts masked), so every entry starts on an empty
-// kernel stack and the Rust handler returns the context to resume.
+// While a PD runs, SP_EL1 points just past that PD's `UserContext` (edgeos_kernel_core::context),
+// so an exception from EL0 pushes the PD's general registers straight into its context; then
+// the handler switches to the kernel stack (its top is kept in TPIDR_EL1) and calls into Rust,
+// which returns the context to resume. The kernel runs with interrupts masked and is entered
+// only from EL0, so every entry starts on an empty kernel stack.
 //
-// UserContext layout (bytes): x0..x30 at 0, sp_el0 at 248, elr at 256, spsr at 264,
-// q0..q31 at 272, fpcr at 784, fpsr at 792; size 800.
+// FP/SIMD registers are not saved here: the kernel never uses them (it is built soft-float) and
+// switches them lazily (fp_save / fp_restore below, called when a PD traps on its first FP use).
+//
+// UserContext layout (bytes): x0..x30 at 0, sp_el0 at 248, elr at 256, spsr at 264; size 272.
+// FpContext layout: q0..q31 at 0, fpcr at 512, fpsr at 520.
 
-.equ CTX_SIZE, 800
+.equ CTX_SIZE, 272
 .equ CTX_ELR, 256
-.equ CTX_Q, 272
-.equ CTX_FPCR, 784
-.equ CTX_FPSR, 792
+.equ FP_FPCR, 512
+.equ FP_FPSR, 520
 
-// Exception kinds passed to `handle_user_exception`.
-.equ KIND_SYNC, 0
-.equ KIND_IRQ, 1
-.equ KIND_FIQ, 2
-.equ KIND_SERROR, 3
-
-.macro kernel_entry kind
+.macro kernel_entry
     .balign 0x80
     b       kernel_fault_entry
 .endm
 
-.macro user_entry kind
+// Saves the PD's registers into its context, then calls `handler(ctx)` on the kernel stack and
+// resumes the context it returns. 26 instructions: fits a 32-instruction vector slot.
+.macro user_entry handler
     .balign 0x80
     sub     sp, sp, #CTX_SIZE
     stp     x0, x1, [sp, #0]
-    mov     x1, #\kind
-    b       user_save
-.endm
-
-.section .text.vectors, "ax"
-.balign 0x800
-.global exception_vectors
-exception_vectors:
-    // Current EL with SP_EL0: never used.
-    kernel_entry 0
-    kernel_entry 1
-    kernel_entry 2
-    kernel_entry 3
-    // Current EL with SP_ELx: a kernel bug (the kernel runs with interrupts masked).
-    kernel_entry 0
-    kernel_entry 1
-    kernel_entry 2
-    kernel_entry 3
-    // Lower EL, AArch64: PDs.
-    user_entry KIND_SYNC
-    user_entry KIND_IRQ
-    user_entry KIND_FIQ
-    user_entry KIND_SERROR
-    // Lower EL, AArch32: not supported, PDs are AArch64 (SPSR forces it); treat as faults.
-    user_entry KIND_SYNC
-    user_entry KIND_IRQ
-    user_entry KIND_FIQ
-    user_entry KIND_SERROR
-
-user_save:
-    // x0, x1 are saved; x1 holds the kind.
     stp     x2, x3, [sp, #16]
     stp     x4, x5, [sp, #32]
     stp     x6, x7, [sp, #48]
@@ -75,69 +42,52 @@ user_save:
     stp     x24, x25, [sp, #192]
     stp     x26, x27, [sp, #208]
     stp     x28, x29, [sp, #224]
-    mrs     x2, sp_el0
-    stp     x30, x2, [sp, #240]
-    mrs     x2, elr_el1
-    mrs     x3, spsr_el1
-    stp     x2, x3, [sp, #CTX_ELR]
-    add     x2, sp, #CTX_Q
-    stp     q0, q1, [x2, #0]
-    stp     q2, q3, [x2, #32]
-    stp     q4, q5, [x2, #64]
-    stp     q6, q7, [x2, #96]
-    stp     q8, q9, [x2, #128]
-    stp     q10, q11, [x2, #160]
-    stp     q12, q13, [x2, #192]
-    stp     q14, q15, [x2, #224]
-    stp     q16, q17, [x2, #256]
-    stp     q18, q19, [x2, #288]
-    stp     q20, q21, [x2, #320]
-    stp     q22, q23, [x2, #352]
-    stp     q24, q25, [x2, #384]
-    stp     q26, q27, [x2, #416]
-    stp     q28, q29, [x2, #448]
-    stp     q30, q31, [x2, #480]
-    mrs     x2, fpcr
-    mrs     x3, fpsr
-    str     x2, [sp, #CTX_FPCR]
-    str     x3, [sp, #CTX_FPSR]
+    mrs     x0, sp_el0
+    stp     x30, x0, [sp, #240]
+    mrs     x0, elr_el1
+    mrs     x1, spsr_el1
+    stp     x0, x1, [sp, #CTX_ELR]
     mov     x0, sp
-    mrs     x2, tpidr_el1
-    mov     sp, x2
-    mov     x29, #0
-    bl      handle_user_exception
-    // fall through with x0 = context to resume
+    mrs     x1, tpidr_el1
+    mov     sp, x1
+    bl      \handler
+    b       resume_user
+.endm
+
+.section .text.vectors, "ax"
+.balign 0x800
+.global exception_vectors
+exception_vectors:
+    // Current EL with SP_EL0: never used.
+    kernel_entry
+    kernel_entry
+    kernel_entry
+    kernel_entry
+    // Current EL with SP_ELx: a kernel bug (the kernel runs with interrupts masked).
+    kernel_entry
+    kernel_entry
+    kernel_entry
+    kernel_entry
+    // Lower EL, AArch64: PDs.
+    user_entry handle_user_sync
+    user_entry handle_user_irq
+    user_entry handle_user_other
+    user_entry handle_user_other
+    // Lower EL, AArch32: not supported, PDs are AArch64 (SPSR forces it); treat as faults.
+    user_entry handle_user_other
+    user_entry handle_user_other
+    user_entry handle_user_other
+    user_entry handle_user_other
 
 // Resumes the PD whose context x0 points to. Never returns.
 .global resume_user
 resume_user:
     mov     sp, x0
-    ldr     x2, [sp, #CTX_FPCR]
-    ldr     x3, [sp, #CTX_FPSR]
-    msr     fpcr, x2
-    msr     fpsr, x3
-    add     x2, sp, #CTX_Q
-    ldp     q0, q1, [x2, #0]
-    ldp     q2, q3, [x2, #32]
-    ldp     q4, q5, [x2, #64]
-    ldp     q6, q7, [x2, #96]
-    ldp     q8, q9, [x2, #128]
-    ldp     q10, q11, [x2, #160]
-    ldp     q12, q13, [x2, #192]
-    ldp     q14, q15, [x2, #224]
-    ldp     q16, q17, [x2, #256]
-    ldp     q18, q19, [x2, #288]
-    ldp     q20, q21, [x2, #320]
-    ldp     q22, q23, [x2, #352]
-    ldp     q24, q25, [x2, #384]
-    ldp     q26, q27, [x2, #416]
-    ldp     q28, q29, [x2, #448]
-    ldp     q30, q31, [x2, #480]
-    ldp     x2, x3, [sp, #CTX_ELR]
-    msr     elr_el1, x2
-    msr     spsr_el1, x3
-    ldp     x30, x2, [sp, #240]
-    msr     sp_el0, x2
+    ldp     x0, x1, [sp, #CTX_ELR]
+    msr     elr_el1, x0
+    msr     spsr_el1, x1
+    ldp     x30, x0, [sp, #240]
+    msr     sp_el0, x0
     ldp     x28, x29, [sp, #224]
     ldp     x26, x27, [sp, #208]
     ldp     x24, x25, [sp, #192]
@@ -167,3 +117,59 @@ kernel_fault_entry:
     bl      handle_kernel_exception
 1:  wfi
     b       1b
+
+// The only FP/SIMD instructions in the kernel: saving and loading a PD's registers when the FP
+// owner changes. The kernel is built for a soft-float target, so the assembler is told here
+// that the core has FP/SIMD (every ARMv8-A profile core does).
+.arch_extension fp
+.arch_extension simd
+
+// fp_save(x0 = *mut FpContext)
+.global fp_save
+fp_save:
+    stp     q0, q1, [x0, #0]
+    stp     q2, q3, [x0, #32]
+    stp     q4, q5, [x0, #64]
+    stp     q6, q7, [x0, #96]
+    stp     q8, q9, [x0, #128]
+    stp     q10, q11, [x0, #160]
+    stp     q12, q13, [x0, #192]
+    stp     q14, q15, [x0, #224]
+    stp     q16, q17, [x0, #256]
+    stp     q18, q19, [x0, #288]
+    stp     q20, q21, [x0, #320]
+    stp     q22, q23, [x0, #352]
+    stp     q24, q25, [x0, #384]
+    stp     q26, q27, [x0, #416]
+    stp     q28, q29, [x0, #448]
+    stp     q30, q31, [x0, #480]
+    mrs     x1, fpcr
+    mrs     x2, fpsr
+    str     x1, [x0, #FP_FPCR]
+    str     x2, [x0, #FP_FPSR]
+    ret
+
+// fp_restore(x0 = *const FpContext)
+.global fp_restore
+fp_restore:
+    ldp     q0, q1, [x0, #0]
+    ldp     q2, q3, [x0, #32]
+    ldp     q4, q5, [x0, #64]
+    ldp     q6, q7, [x0, #96]
+    ldp     q8, q9, [x0, #128]
+    ldp     q10, q11, [x0, #160]
+    ldp     q12, q13, [x0, #192]
+    ldp     q14, q15, [x0, #224]
+    ldp     q16, q17, [x0, #256]
+    ldp     q18, q19, [x0, #288]
+    ldp     q20, q21, [x0, #320]
+    ldp     q22, q23, [x0, #352]
+    ldp     q24, q25, [x0, #384]
+    ldp     q26, q27, [x0, #416]
+    ldp     q28, q29, [x0, #448]
+    ldp     q30, q31, [x0, #480]
+    ldr     x1, [x0, #FP_FPCR]
+    ldr     x2, [x0, #FP_FPSR]
+    msr     fpcr, x1
+    msr     fpsr, x2
+    ret

@@ -17,31 +17,38 @@ pub struct Channel {
 
 impl Channel {
     /// The channel with id `index` (panics unless `index < 62`).
+    #[inline]
     pub const fn new(index: usize) -> Self {
         assert!(index < MAX_CHANNELS);
         Channel { index }
     }
 
+    /// A channel id the kernel reported (always below 62).
+    #[inline]
+    pub(crate) fn from_kernel(index: u64) -> Self {
+        debug_assert!(index < MAX_CHANNELS as u64);
+        Channel { index: index as usize }
+    }
+
     /// The id.
+    #[inline]
     pub const fn index(&self) -> usize {
         self.index
     }
 
-    fn check(&self, mask: u64, what: &str) {
+    #[inline]
+    fn check(&self, mask: u64, what: &'static str) {
         if mask & (1 << self.index) == 0 {
-            panic!(
-                "{what}: channel {} is not granted to PD '{}' by the system description",
-                self.index,
-                name_for_messages()
-            );
+            not_granted(what, self.index);
         }
     }
 
     /// Signals the other end.
+    #[inline]
     pub fn notify(&self) {
         self.check(pd_notifications(), "notify");
         if let Err(e) = sys::notify(self.index as u64) {
-            panic!("notify on channel {}: the kernel refused: {e}", self.index);
+            refused("notify", self.index, e);
         }
     }
 
@@ -53,13 +60,28 @@ impl Channel {
 
     /// Calls the PD at the other end with the message in the message registers; returns its
     /// reply (the reply's MRs are in the message registers).
+    #[inline]
     pub fn pp_call(&self, msg_info: MessageInfo) -> MessageInfo {
         self.check(pd_pps(), "pp_call");
         match sys::pp_call(self.index as u64, msg_info.into_inner()) {
             Ok(reply) => MessageInfo::from_inner(reply),
-            Err(e) => panic!("pp_call on channel {}: the kernel refused: {e}", self.index),
+            Err(e) => refused("pp_call", self.index, e),
         }
     }
+}
+
+// The panics are out of line so the channel operations inline to a few instructions.
+
+#[cold]
+#[inline(never)]
+fn not_granted(what: &str, index: usize) -> ! {
+    panic!("{what}: channel {index} is not granted to PD '{}' by the system description", name_for_messages());
+}
+
+#[cold]
+#[inline(never)]
+fn refused(what: &str, index: usize, e: sys::Error) -> ! {
+    panic!("{what} on channel {index}: the kernel refused: {e}");
 }
 
 /// The kernel refused an IRQ ack.

@@ -73,21 +73,34 @@ pub trait Handler {
                 }
             };
             let r = sys::recv(reply.take().map(MessageInfo::into_inner), kind, channel);
-            if let Err(e) = r.deferred {
-                panic!("deferred action on channel {channel}: the kernel refused: {e}");
+            if r.deferred_code != 0 {
+                deferred_refused(channel, r.deferred_code);
             }
             match Event::from_code(r.event) {
                 Some(Event::Notification) => self.notified(ChannelSet(r.badge))?,
                 Some(Event::ProtectedCall) => {
-                    reply = Some(self.protected(Channel::new(r.badge as usize), MessageInfo::from_inner(r.info))?);
+                    reply = Some(self.protected(Channel::from_kernel(r.badge), MessageInfo::from_inner(r.info))?);
                 }
                 Some(Event::Fault) => {
                     reply = self.fault(Child::new(r.badge as usize), MessageInfo::from_inner(r.info))?;
                 }
-                None => panic!("unknown event {} from the kernel", r.event),
+                None => unknown_event(r.event),
             }
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn deferred_refused(channel: u64, code: u64) -> ! {
+    let e = sys::Error::from_code(code).unwrap_or(sys::Error::InvalidCall);
+    panic!("deferred action on channel {channel}: the kernel refused: {e}")
+}
+
+#[cold]
+#[inline(never)]
+fn unknown_event(event: u64) -> ! {
+    panic!("unknown event {event} from the kernel")
 }
 
 /// The type of a loop that never ends.

@@ -17,21 +17,25 @@ pub struct MessageInfo {
 
 impl MessageInfo {
     #[doc(hidden)]
+    #[inline]
     pub fn from_inner(inner: RawMessageInfo) -> Self {
         MessageInfo { inner }
     }
 
     #[doc(hidden)]
+    #[inline]
     pub fn into_inner(self) -> RawMessageInfo {
         self.inner
     }
 
     /// A message with `label` and `count` message registers.
+    #[inline]
     pub fn new(label: MessageLabel, count: usize) -> Self {
         MessageInfo { inner: RawMessageInfo::new(label, count) }
     }
 
     /// The label.
+    #[inline]
     pub fn label(&self) -> MessageLabel {
         self.inner.label()
     }
@@ -42,6 +46,7 @@ impl MessageInfo {
     }
 
     /// The number of message registers.
+    #[inline]
     pub fn count(&self) -> usize {
         self.inner.count()
     }
@@ -113,12 +118,14 @@ pub fn with_msg_bytes_mut<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
 }
 
 /// Sets message register `i` (`microkit_mr_set`).
+#[inline]
 pub fn set_mr(i: usize, value: MessageRegisterValue) {
     assert!(i < MSG_MAX_LENGTH, "message register {i} out of range");
     with_msg_regs_mut(|regs| regs[i] = value)
 }
 
 /// Reads message register `i` (`microkit_mr_get`).
+#[inline]
 pub fn get_mr(i: usize) -> MessageRegisterValue {
     assert!(i < MSG_MAX_LENGTH, "message register {i} out of range");
     with_msg_regs(|regs| regs[i])

@@ -72,16 +72,19 @@ macro_rules! memory_region_symbol {
 }
 
 /// Bit `i` set: channel id `i` is an IRQ of this PD.
+#[inline]
 pub(crate) fn pd_irqs() -> u64 {
     *var!(microkit_irqs: u64 = 0)
 }
 
 /// Bit `i` set: this PD may notify channel `i`.
+#[inline]
 pub(crate) fn pd_notifications() -> u64 {
     *var!(microkit_notifications: u64 = 0)
 }
 
 /// Bit `i` set: this PD may make protected calls on channel `i`.
+#[inline]
 pub(crate) fn pd_pps() -> u64 {
     *var!(microkit_pps: u64 = 0)
 }

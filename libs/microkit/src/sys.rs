@@ -6,11 +6,20 @@ use core::arch::asm;
 
 pub use edgeos_kernel_abi::{sys as number, DeferredKind, Error, Event, IpcBuffer, MessageInfo as RawMessageInfo, RECV_REPLY};
 
+/// A non-zero result code as an error (out of line: refusals are rare, and the event loop and
+/// protected calls stay short without the decoding).
+#[cold]
+#[inline(never)]
+fn error(code: u64) -> Error {
+    Error::from_code(code).unwrap_or(Error::InvalidCall)
+}
+
+#[inline]
 fn result(code: u64) -> Result<(), Error> {
-    match Error::from_code(code) {
-        None if code == 0 => Ok(()),
-        Some(e) => Err(e),
-        None => Err(Error::InvalidCall),
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(error(code))
     }
 }
 
@@ -46,7 +55,11 @@ pub fn irq_ack(ch: u64) -> Result<(), Error> {
 #[inline]
 pub fn pp_call(ch: u64, info: RawMessageInfo) -> Result<RawMessageInfo, Error> {
     let (r0, r1) = call2(number::PP_CALL, ch, info.0);
-    result(r0).map(|()| RawMessageInfo(r1))
+    if r0 == 0 {
+        Ok(RawMessageInfo(r1))
+    } else {
+        Err(error(r0))
+    }
 }
 
 /// What [`recv`] returns.
@@ -55,10 +68,24 @@ pub struct Received {
     pub event: u64,
     pub badge: u64,
     pub info: RawMessageInfo,
+    /// The deferred action's result code (0: done; see [`Received::deferred`]).
+    pub deferred_code: u64,
+    /// The reply's result code (0: delivered; see [`Received::reply`]).
+    pub reply_code: u64,
+}
+
+impl Received {
     /// The deferred action's result.
-    pub deferred: Result<(), Error>,
+    #[inline]
+    pub fn deferred(&self) -> Result<(), Error> {
+        result(self.deferred_code)
+    }
+
     /// The reply's result.
-    pub reply: Result<(), Error>,
+    #[inline]
+    pub fn reply(&self) -> Result<(), Error> {
+        result(self.reply_code)
+    }
 }
 
 /// The event-loop call: optional reply, optional deferred action, then wait.
@@ -76,7 +103,7 @@ pub fn recv(reply: Option<RawMessageInfo>, deferred: DeferredKind, deferred_chan
              lateout("x4") r4,
              in("x8") number::RECV, options(nostack));
     }
-    Received { event: r0, badge: r1, info: RawMessageInfo(r2), deferred: result(r3), reply: result(r4) }
+    Received { event: r0, badge: r1, info: RawMessageInfo(r2), deferred_code: r3, reply_code: r4 }
 }
 
 /// Restarts child `id` at `pc`.

@@ -19,7 +19,7 @@ struct FakePlatform {
     faults: Vec<(PdId, FaultKind)>,
     printed: String,
     shutdown: bool,
-    /// Fake IPC buffers, by PD (identified through ipc_buffer_paddr = index + 1).
+    /// Fake IPC buffers, by PD (identified through ipc_buffer = index + 1).
     mrs: Vec<[u64; 8]>,
 }
 
@@ -37,14 +37,14 @@ impl Platform for FakePlatform {
         self.irq_enabled.push((irq, enabled));
     }
     fn copy_mrs(&mut self, from: &Pd, to: &Pd, count: usize) {
-        let (f, t) = (from.ipc_buffer_paddr as usize - 1, to.ipc_buffer_paddr as usize - 1);
+        let (f, t) = (from.ipc_buffer as usize - 1, to.ipc_buffer as usize - 1);
         self.copies.push((f as PdId, t as PdId, count));
         for i in 0..count.min(8) {
             self.mrs[t][i] = self.mrs[f][i];
         }
     }
     fn write_mrs(&mut self, to: &Pd, words: &[u64]) {
-        let t = to.ipc_buffer_paddr as usize - 1;
+        let t = to.ipc_buffer as usize - 1;
         self.written.push((t as PdId, words.to_vec()));
     }
     fn debug_write(&mut self, _pd: PdId, vaddr: u64, len: u64) -> Result<(), Error> {
@@ -62,6 +62,7 @@ impl Platform for FakePlatform {
     }
 }
 
+#[derive(Clone)]
 struct Spec {
     priority: u8,
     passive: bool,
@@ -123,19 +124,26 @@ fn boot(pds: Vec<Spec>, channels: &[ChannelSpec]) -> (Kernel<'static>, FakePlatf
     };
     let k = Kernel::new(storage, &info, 1_000_000, 30).unwrap();
     for (i, pd) in k.pds.iter_mut().enumerate() {
-        pd.ipc_buffer_paddr = i as u64 + 1;
+        pd.ipc_buffer = i as u64 + 1;
     }
     let plat = FakePlatform { mrs: vec![[0; 8]; n], ..Default::default() };
     (k, plat)
 }
 
-fn call(k: &mut Kernel, p: &mut FakePlatform, pd: PdId, number: u64, args: &[u64]) {
+/// PD `pd` makes system call `number`, through the fast paths first as the arch layer does
+/// (when `pd` is the current PD: tests also play PDs that are not running).
+fn call(k: &mut Kernel, p: &mut FakePlatform, pd: PdId, number: u64, args: &[u64]) -> Next {
     let ctx = &mut k.pds[pd as usize].ctx;
     ctx.x[8] = number;
     for (i, a) in args.iter().enumerate() {
         ctx.x[i] = *a;
     }
-    k.syscall(p, pd);
+    if k.current() == Some(pd) {
+        if let Some(next) = k.fast_syscall(p) {
+            return next;
+        }
+    }
+    k.syscall(p, pd)
 }
 
 fn recv(k: &mut Kernel, p: &mut FakePlatform, pd: PdId) {
@@ -412,4 +420,138 @@ fn syndromes_classify() {
     assert_eq!(classify_syndrome(0x0200_0000), (FaultKind::UndefinedInstruction, false));
     assert_eq!(classify_syndrome(0xf200_0000), (FaultKind::Debug, false)); // BRK
     assert_eq!(classify_syndrome(0x8a00_0000), (FaultKind::Alignment, false)); // PC alignment
+}
+
+// ------------------------------------------------------------------ fast paths vs general path
+
+/// A small deterministic generator for the randomized tests (xorshift64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A random system: 2..=6 PDs at priorities 1..=3 (so equal priorities are common), some
+/// passive, and channels between random pairs, notifiable both ways, with a protected call from
+/// the lower to the strictly higher priority end (the boot description allows nothing else).
+fn random_system(rng: &mut Rng) -> (Vec<Spec>, Vec<ChannelSpec>) {
+    let n = 2 + rng.below(5) as u32;
+    let specs: Vec<Spec> = (0..n)
+        .map(|i| {
+            let mut s = spec(1 + rng.below(3) as u8);
+            s.passive = rng.below(3) == 0;
+            // An IRQ on channel id 9 wakes the system when every PD waits.
+            s.irqs = vec![(40 + i, 9)];
+            s
+        })
+        .collect();
+    let mut channels = Vec::new();
+    let mut next_id = vec![0u32; n as usize];
+    for _ in 0..rng.below(8) {
+        let (a, b) = (rng.below(n as u64) as u32, rng.below(n as u64) as u32);
+        if a == b || next_id[a as usize] >= 8 || next_id[b as usize] >= 8 {
+            continue;
+        }
+        let (ia, ib) = (next_id[a as usize], next_id[b as usize]);
+        next_id[a as usize] += 1;
+        next_id[b as usize] += 1;
+        let (pa, pb) = (specs[a as usize].priority, specs[b as usize].priority);
+        channels.push((a, ia, pa < pb, true, b, ib, pb < pa, true));
+    }
+    (specs, channels)
+}
+
+/// What PD `pd` can observe, and what decides its future: compared between the two kernels.
+fn observable(k: &Kernel, p: &FakePlatform, pd: PdId) -> String {
+    let d = &k.pds[pd as usize];
+    std::format!(
+        "state {:?} regs {:?} pending {:#x} sc {:?} holder {} serving {:?} mrs {:?}",
+        d.state,
+        &d.ctx.x[..5],
+        d.pending,
+        d.running_sc,
+        d.sc.holder,
+        d.serving,
+        p.mrs[pd as usize]
+    )
+}
+
+#[test]
+fn fast_paths_leave_the_same_state_as_the_general_path() {
+    let mut fast_steps = 0;
+    for seed in 1..=400u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let (specs, channels) = random_system(&mut rng);
+        let n = specs.len();
+        let (mut fast, mut pf) = boot(specs.clone(), &channels);
+        let (mut slow, mut ps) = boot(specs, &channels);
+        assert_eq!(fast.schedule(&mut pf), slow.schedule(&mut ps));
+        for step in 0..300 {
+            let Some(pd) = fast.current() else {
+                // Everything waits: an interrupt for a random PD.
+                let irq = 40 + rng.below(n as u64) as u32;
+                fast.interrupt(&mut pf, irq);
+                slow.interrupt(&mut ps, irq);
+                assert_eq!(fast.schedule(&mut pf), slow.schedule(&mut ps), "seed {seed} step {step}: after IRQ {irq}");
+                continue;
+            };
+            assert_eq!(slow.current(), Some(pd), "seed {seed} step {step}: a different PD runs");
+            // A random system call by the running PD (mostly on its granted channel ids), with
+            // random MRs in its IPC buffer.
+            let granted: Vec<u64> =
+                (0..10).filter(|&i| fast.pds[pd as usize].grants[i as usize] != Grant::None).collect();
+            let ch = if !granted.is_empty() && rng.below(5) != 0 { granted[rng.below(granted.len() as u64) as usize] } else { rng.below(10) };
+            let (number, args) = match rng.below(6) {
+                0 | 1 => (sys::NOTIFY, [ch, 0, 0, 0]),
+                2 => (sys::PP_CALL, [ch, MessageInfo::new(rng.below(4), rng.below(5) as usize).0, 0, 0]),
+                3 => (sys::RECV, [RECV_REPLY, MessageInfo::new(rng.below(4), rng.below(5) as usize).0, 0, 0]),
+                4 => (sys::RECV, [0, 0, DeferredKind::Notify as u64, ch]),
+                _ => (sys::RECV, [rng.below(2), 0, rng.below(3), ch]),
+            };
+            let mrs: [u64; 8] = core::array::from_fn(|_| rng.next());
+            pf.mrs[pd as usize] = mrs;
+            ps.mrs[pd as usize] = mrs;
+            for k in [&mut fast, &mut slow] {
+                let ctx = &mut k.pds[pd as usize].ctx;
+                ctx.x[8] = number;
+                ctx.x[..4].copy_from_slice(&args);
+            }
+            // The kernel under test: fast paths first, the general path otherwise, and the
+            // scheduler only when asked for (as the arch layer does).
+            let next = match fast.fast_syscall(&mut pf) {
+                Some(next) => {
+                    fast_steps += 1;
+                    next
+                }
+                None => fast.syscall(&mut pf, pd),
+            };
+            if next == Next::Schedule {
+                fast.schedule(&mut pf);
+            }
+            if let Next::Switch(to) = next {
+                assert_eq!(fast.current(), Some(to));
+            }
+            // The reference: the general path, and the scheduler after every call.
+            slow.syscall(&mut ps, pd);
+            slow.schedule(&mut ps);
+            assert_eq!(fast.current(), slow.current(), "seed {seed} step {step}: call {number} {args:?} by PD {pd}");
+            for q in 0..n as PdId {
+                assert_eq!(
+                    observable(&fast, &pf, q),
+                    observable(&slow, &ps, q),
+                    "seed {seed} step {step}: PD {q} differs after call {number} {args:?} by PD {pd}"
+                );
+            }
+        }
+    }
+    assert!(fast_steps > 10_000, "the scenarios exercise the fast paths ({fast_steps} steps)");
 }
