@@ -24,6 +24,8 @@ pub struct Board {
     pub rtc: Option<u64>,
     /// Physical ranges of device registers that PDs may map (start, size).
     pub device_ranges: &'static [(u64, u64)],
+    /// The interrupt the kernel keeps for its own timer (never granted to a PD).
+    pub kernel_timer_irq: u32,
     /// Number of cores.
     pub cores: u32,
 }
@@ -40,6 +42,8 @@ pub const QEMU_VIRT_AARCH64: Board = Board {
     gic_redistributor: 0x080a_0000,
     rtc: Some(0x0901_0000),
     device_ranges: &[(0x0800_0000, 0x0100_0000), (0x0900_0000, 0x0100_0000), (0x0a00_0000, 0x0000_4000)],
+    // The EL1 physical timer's PPI.
+    kernel_timer_irq: 30,
     cores: 1,
 };
 

@@ -356,3 +356,251 @@ impl Record for Channel {
         }
     }
 }
+
+// ----- featherweight processes (the extension block, see `crate::ext`) -------
+
+/// A template: a program loaded like a PD's, whose instances are forked at run time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Template {
+    pub name: StrRef,
+    /// 0..=254: every instance's priority.
+    pub priority: u8,
+    /// Instances run only inside protected calls (after the template's `init`).
+    pub passive: bool,
+    pub budget_us: u64,
+    pub period_us: u64,
+    /// Entry point (user virtual address).
+    pub entry: u64,
+    /// Highest address of the stack (exclusive).
+    pub stack_top: u64,
+    pub stack_size: u64,
+    /// Virtual address of the IPC buffer page, 0 if the program has none.
+    pub ipc_buffer: u64,
+    /// The template's ELF segments, in the (shared) segment table.
+    pub segments: Range,
+    /// Its maps, in the template-map table.
+    pub maps: Range,
+    /// Its instance regions, in the instance-region table.
+    pub instance_regions: Range,
+}
+
+/// A region every instance of a template gets its own copy of (allocated zeroed at fork).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InstanceRegion {
+    pub size: u64,
+    /// 4 KiB or 2 MiB.
+    pub page_size: u64,
+}
+
+/// What a template map shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TemplateRegion {
+    /// A static memory region (index into the region table), shared by every instance.
+    Static(u32),
+    /// The instance's own copy of an instance region (index into the instance-region table,
+    /// inside the template's own range).
+    Instance(u32),
+}
+
+impl Default for TemplateRegion {
+    fn default() -> Self {
+        TemplateRegion::Instance(0)
+    }
+}
+
+/// A map of every instance of a template.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TemplateMap {
+    pub region: TemplateRegion,
+    pub vaddr: u64,
+    pub perms: Perms,
+    pub cached: bool,
+}
+
+/// A channel array: a channel between a static PD and every instance of a template. The PD names
+/// all instances with `pd_id` (instance *i* with `(pd_id, i)`); every instance sees an ordinary
+/// channel `instance_id`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChannelArray {
+    /// The static end: PD index, its channel id, and its rights (`pp`: may call the instances).
+    pub pd: ChannelEnd,
+    /// Index into the template table.
+    pub template: u32,
+    /// The channel id every instance sees.
+    pub instance_id: u32,
+    /// Instances may call the PD.
+    pub instance_pp: bool,
+    /// Instances may notify the PD.
+    pub instance_notify: bool,
+}
+
+/// An instance window: instance *i*'s copy of an instance region is mapped into a static PD at
+/// `vaddr + i * stride` while instance *i* lives (*i* < the template's `max_instances`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InstanceWindow {
+    pub pd: u32,
+    pub template: u32,
+    /// Index into the instance-region table, inside the template's own range.
+    pub instance_region: u32,
+    pub vaddr: u64,
+    pub stride: u64,
+    pub perms: Perms,
+    pub cached: bool,
+}
+
+/// The right of one PD to fork one template.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForkGrant {
+    pub pd: u32,
+    pub template: u32,
+    /// The handle the PD names the template by in the fork call (0..CHANNEL_IDS, unique per PD).
+    pub handle: u32,
+    /// Most instances alive at once (1..=MAX_INSTANCES).
+    pub max_instances: u32,
+    /// Quota in bytes for all live instances' memory (page multiple).
+    pub memory: u64,
+}
+
+impl Record for Template {
+    const SIZE: usize = 96;
+    fn decode(b: &[u8]) -> Self {
+        let mut r = Reader { b, at: 0 };
+        let name = StrRef { offset: r.u32(), len: r.u32() };
+        let priority = r.u32();
+        let flags = r.u32();
+        Template {
+            name,
+            priority: priority.min(255) as u8,
+            passive: flags & PD_PASSIVE != 0,
+            budget_us: r.u64(),
+            period_us: r.u64(),
+            entry: r.u64(),
+            stack_top: r.u64(),
+            stack_size: r.u64(),
+            ipc_buffer: r.u64(),
+            segments: Range { first: r.u32(), count: r.u32() },
+            maps: Range { first: r.u32(), count: r.u32() },
+            instance_regions: Range { first: r.u32(), count: r.u32() },
+        }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        Writer::new(out)
+            .u32(self.name.offset)
+            .u32(self.name.len)
+            .u32(self.priority as u32)
+            .u32((self.passive as u32) * PD_PASSIVE)
+            .u64(self.budget_us)
+            .u64(self.period_us)
+            .u64(self.entry)
+            .u64(self.stack_top)
+            .u64(self.stack_size)
+            .u64(self.ipc_buffer)
+            .u32(self.segments.first)
+            .u32(self.segments.count)
+            .u32(self.maps.first)
+            .u32(self.maps.count)
+            .u32(self.instance_regions.first)
+            .u32(self.instance_regions.count);
+    }
+}
+
+impl Record for InstanceRegion {
+    const SIZE: usize = 16;
+    fn decode(b: &[u8]) -> Self {
+        let mut r = Reader { b, at: 0 };
+        InstanceRegion { size: r.u64(), page_size: r.u64() }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        Writer::new(out).u64(self.size).u64(self.page_size);
+    }
+}
+
+const TMAP_CACHED: u32 = 1;
+const TMAP_INSTANCE: u32 = 2;
+
+impl Record for TemplateMap {
+    const SIZE: usize = 24;
+    fn decode(b: &[u8]) -> Self {
+        let mut r = Reader { b, at: 0 };
+        let index = r.u32();
+        let perms = Perms::from_bits(r.u32());
+        let vaddr = r.u64();
+        let flags = r.u32();
+        let region = if flags & TMAP_INSTANCE != 0 { TemplateRegion::Instance(index) } else { TemplateRegion::Static(index) };
+        TemplateMap { region, vaddr, perms, cached: flags & TMAP_CACHED != 0 }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        let (index, kind) = match self.region {
+            TemplateRegion::Static(i) => (i, 0),
+            TemplateRegion::Instance(i) => (i, TMAP_INSTANCE),
+        };
+        Writer::new(out).u32(index).u32(self.perms.bits()).u64(self.vaddr).u32(kind | ((self.cached as u32) * TMAP_CACHED)).u32(0);
+    }
+}
+
+impl Record for ChannelArray {
+    const SIZE: usize = 24;
+    fn decode(b: &[u8]) -> Self {
+        let mut r = Reader { b, at: 0 };
+        let pd = r.u32();
+        let id = r.u32();
+        let flags = r.u32();
+        let template = r.u32();
+        let instance_id = r.u32();
+        let instance_flags = r.u32();
+        ChannelArray {
+            pd: ChannelEnd { pd, id, pp: flags & END_PP != 0, notify: flags & END_NOTIFY != 0 },
+            template,
+            instance_id,
+            instance_pp: instance_flags & END_PP != 0,
+            instance_notify: instance_flags & END_NOTIFY != 0,
+        }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        let flags = |pp: bool, notify: bool| ((pp as u32) * END_PP) | ((notify as u32) * END_NOTIFY);
+        Writer::new(out)
+            .u32(self.pd.pd)
+            .u32(self.pd.id)
+            .u32(flags(self.pd.pp, self.pd.notify))
+            .u32(self.template)
+            .u32(self.instance_id)
+            .u32(flags(self.instance_pp, self.instance_notify));
+    }
+}
+
+impl Record for InstanceWindow {
+    const SIZE: usize = 40;
+    fn decode(b: &[u8]) -> Self {
+        let mut r = Reader { b, at: 0 };
+        let pd = r.u32();
+        let template = r.u32();
+        let instance_region = r.u32();
+        let perms = Perms::from_bits(r.u32());
+        let vaddr = r.u64();
+        let stride = r.u64();
+        let cached = r.u32() != 0;
+        InstanceWindow { pd, template, instance_region, vaddr, stride, perms, cached }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        Writer::new(out)
+            .u32(self.pd)
+            .u32(self.template)
+            .u32(self.instance_region)
+            .u32(self.perms.bits())
+            .u64(self.vaddr)
+            .u64(self.stride)
+            .u32(self.cached as u32)
+            .u32(0);
+    }
+}
+
+impl Record for ForkGrant {
+    const SIZE: usize = 24;
+    fn decode(b: &[u8]) -> Self {
+        let mut r = Reader { b, at: 0 };
+        ForkGrant { pd: r.u32(), template: r.u32(), handle: r.u32(), max_instances: r.u32(), memory: r.u64() }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        Writer::new(out).u32(self.pd).u32(self.template).u32(self.handle).u32(self.max_instances).u64(self.memory);
+    }
+}

@@ -23,8 +23,17 @@ fn main() -> ExitCode {
     match sysdesc::parse(&path, &text, arch) {
         Ok((desc, warnings)) => {
             eprint!("{}", sysdesc::render(&warnings, &text, false));
+            let templates = if desc.templates.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {} templates, {} channel arrays",
+                    desc.templates.len(),
+                    desc.channel_arrays.len()
+                )
+            };
             println!(
-                "{path}: ok ({} protection domains, {} memory regions, {} channels)",
+                "{path}: ok ({} protection domains, {} memory regions, {} channels{templates})",
                 desc.protection_domains.len(),
                 desc.memory_regions.len(),
                 desc.channels.len()

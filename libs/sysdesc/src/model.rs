@@ -86,6 +86,13 @@ pub struct SystemDescription {
     pub domains: Option<DomainSchedule>,
     /// IOMMU address spaces (x86-64), in source order.
     pub io_address_spaces: Vec<IoAddressSpace>,
+    /// Templates of featherweight processes (EdgeOS extension), in source
+    /// order. They do not count toward the 63-PD limit.
+    pub templates: Vec<Template>,
+    /// Channels with one end on a template (channel arrays, EdgeOS
+    /// extension), in source order. [`SystemDescription::channels`] holds
+    /// only channels between two PDs.
+    pub channel_arrays: Vec<ChannelArray>,
     /// The `<system>` element.
     pub pos: Pos,
 }
@@ -115,6 +122,56 @@ impl SystemDescription {
             .enumerate()
             .filter(move |(_, pd)| pd.parent == Some(parent))
             .map(|(i, _)| i)
+    }
+
+    /// Index of the template called `name`.
+    pub fn template_index(&self, name: &str) -> Option<usize> {
+        self.templates.iter().position(|t| t.name == name)
+    }
+
+    /// The template called `name`.
+    pub fn template_by_name(&self, name: &str) -> Option<&Template> {
+        self.templates.iter().find(|t| t.name == name)
+    }
+
+    /// The `<fork>` grant of template `template` (by index) and the index of
+    /// the PD holding it. A valid description has exactly one per template.
+    pub fn fork_of(&self, template: usize) -> Option<(usize, &Fork)> {
+        self.protection_domains
+            .iter()
+            .enumerate()
+            .flat_map(|(i, pd)| pd.forks.iter().map(move |f| (i, f)))
+            .find(|(_, f)| f.template_index == template)
+    }
+
+    /// The channel arrays PD `pd` (by index) is the static end of.
+    pub fn channel_arrays_of_pd(&self, pd: usize) -> impl Iterator<Item = &ChannelArray> + '_ {
+        self.channel_arrays
+            .iter()
+            .filter(move |a| a.pd_end.pd_index == pd)
+    }
+
+    /// The channel arrays of template `template` (by index).
+    pub fn channel_arrays_of_template(
+        &self,
+        template: usize,
+    ) -> impl Iterator<Item = &ChannelArray> + '_ {
+        self.channel_arrays
+            .iter()
+            .filter(move |a| a.template_end.template_index == template)
+    }
+
+    /// The instance windows onto template `template` (by index), with the
+    /// index of the PD each belongs to.
+    pub fn windows_of_template(
+        &self,
+        template: usize,
+    ) -> impl Iterator<Item = (usize, &InstanceWindow)> + '_ {
+        self.protection_domains
+            .iter()
+            .enumerate()
+            .flat_map(|(i, pd)| pd.instance_windows.iter().map(move |w| (i, w)))
+            .filter(move |(_, w)| w.template_index == template)
     }
 
     /// The channel ends that belong to PD `pd` (by index), with the channel
@@ -190,6 +247,11 @@ pub struct ProtectionDomain {
     pub virtual_machine: Option<VirtualMachine>,
     /// Extra capabilities handed to the PD.
     pub cspace: Option<Cspace>,
+    /// Windows onto the instance regions of a template's instances
+    /// (EdgeOS extension), in source order.
+    pub instance_windows: Vec<InstanceWindow>,
+    /// Rights to fork templates (EdgeOS extension), in source order.
+    pub forks: Vec<Fork>,
     /// The element.
     pub pos: Pos,
     /// Its attributes.
@@ -784,4 +846,202 @@ pub struct IoMap {
     pub pos: Pos,
     /// Its attributes.
     pub attrs: AttrPositions,
+}
+
+// ----- featherweight processes (EdgeOS extension) ---------------------------
+
+/// A `<template>`: the program and resources every featherweight instance
+/// forked from it gets. Instances are created at run time by the PD holding
+/// the template's [`Fork`] grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// Unique among templates and protection domains.
+    pub name: String,
+    /// Priority of every instance, 0..=254 (default 0).
+    pub priority: u8,
+    /// Budget of every instance in microseconds (default 1000).
+    pub budget: u64,
+    /// Period in microseconds (default: the budget).
+    pub period: u64,
+    /// Whether instances run only when called (after the template's `init`).
+    pub passive: bool,
+    /// Stack size of every instance (default 0x2000).
+    pub stack_size: u64,
+    /// The program every instance runs.
+    pub program_image: ProgramImage,
+    /// Regions every instance gets its own copy of, in source order.
+    pub instance_regions: Vec<InstanceRegion>,
+    /// What is mapped into every instance, in source order.
+    pub maps: Vec<TemplateMap>,
+    /// The element.
+    pub pos: Pos,
+    /// Its attributes.
+    pub attrs: AttrPositions,
+}
+
+impl Template {
+    /// Position of attribute `name`, or of the element if it was not written.
+    pub fn attr_pos(&self, name: &str) -> Pos {
+        self.attrs.get_or(name, self.pos)
+    }
+
+    /// Index of the instance region called `name`.
+    pub fn instance_region_index(&self, name: &str) -> Option<usize> {
+        self.instance_regions.iter().position(|r| r.name == name)
+    }
+}
+
+/// An `<instance_region>` of a template: memory every instance gets its
+/// own copy of, allocated (zeroed) at fork and freed at destroy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRegion {
+    /// Unique within the template, and distinct from every memory region.
+    pub name: String,
+    /// Size in bytes, a multiple of `page_size`.
+    pub size: u64,
+    /// 0x1000 (the default) or 0x200000.
+    pub page_size: u64,
+    /// The element.
+    pub pos: Pos,
+    /// Its attributes.
+    pub attrs: AttrPositions,
+}
+
+impl InstanceRegion {
+    /// Position of attribute `name`, or of the element if it was not written.
+    pub fn attr_pos(&self, name: &str) -> Pos {
+        self.attrs.get_or(name, self.pos)
+    }
+}
+
+/// What a template's map shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegionRef {
+    /// The instance's own copy of an instance region (index into
+    /// [`Template::instance_regions`]).
+    Instance(usize),
+    /// A static memory region shared by all instances (index into
+    /// [`SystemDescription::memory_regions`]).
+    Static(usize),
+}
+
+/// A `<map>` inside a template, with what its `mr` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateMap {
+    /// The map as written (the same element as a PD's map).
+    pub map: Map,
+    /// The region it names: an instance region of the template or a static
+    /// memory region (resolved in validation; `Static(usize::MAX)` only in
+    /// descriptions that failed).
+    pub target: RegionRef,
+}
+
+/// One `<end>` of a channel array: the template's side, which every
+/// instance sees as an ordinary channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateEnd {
+    /// Name of the template.
+    pub template: String,
+    /// Index into [`SystemDescription::templates`].
+    pub template_index: usize,
+    /// The channel id every instance sees, 0..=61 (the template's namespace).
+    pub id: u64,
+    /// Whether instances may call the static PD (default false).
+    pub pp: bool,
+    /// Whether instances may notify the static PD (default true).
+    pub notify: bool,
+    /// Symbol in the template's program patched with `id`.
+    pub setvar_id: Option<String>,
+    /// The element.
+    pub pos: Pos,
+    /// Its attributes.
+    pub attrs: AttrPositions,
+}
+
+impl TemplateEnd {
+    /// Position of attribute `name`, or of the element if it was not written.
+    pub fn attr_pos(&self, name: &str) -> Pos {
+        self.attrs.get_or(name, self.pos)
+    }
+}
+
+/// A `<channel>` with one end on a template: the static PD names all
+/// instances with one channel id; each instance sees an ordinary channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelArray {
+    /// The static PD's end (its `id` is in the PD's channel-id namespace).
+    pub pd_end: End,
+    /// The template's end.
+    pub template_end: TemplateEnd,
+    /// Whether the template's end was written first.
+    pub template_first: bool,
+    /// The `<channel>` element.
+    pub pos: Pos,
+}
+
+/// An `<instance_window>` inside a PD: instance *i*'s copy of an instance
+/// region appears in the PD at `vaddr + i * stride` while instance *i*
+/// lives, for *i* below the template's `max_instances`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceWindow {
+    /// Name of the template.
+    pub template: String,
+    /// Index into [`SystemDescription::templates`] (resolved in validation).
+    pub template_index: usize,
+    /// Name of the instance region.
+    pub mr: String,
+    /// Index into the template's [`Template::instance_regions`] (resolved in
+    /// validation).
+    pub region_index: usize,
+    /// Where instance 0's copy appears.
+    pub vaddr: u64,
+    /// Distance between consecutive instances' copies: as written, or else
+    /// the region's size.
+    pub stride: u64,
+    /// Whether `stride` was written.
+    pub stride_explicit: bool,
+    /// Access rights (default `rw`).
+    pub perms: Perms,
+    /// Cacheable (default true).
+    pub cached: bool,
+    /// PD symbol patched with `vaddr`.
+    pub setvar_vaddr: Option<String>,
+    /// The element.
+    pub pos: Pos,
+    /// Its attributes.
+    pub attrs: AttrPositions,
+}
+
+impl InstanceWindow {
+    /// Position of attribute `name`, or of the element if it was not written.
+    pub fn attr_pos(&self, name: &str) -> Pos {
+        self.attrs.get_or(name, self.pos)
+    }
+}
+
+/// A `<fork>` inside a PD: the right to create instances of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fork {
+    /// Name of the template.
+    pub template: String,
+    /// Index into [`SystemDescription::templates`] (resolved in validation).
+    pub template_index: usize,
+    /// The handle the PD names the template by, 0..=61, unique among the
+    /// PD's forks (a namespace of its own, apart from channel and child ids).
+    pub id: u64,
+    /// Most instances alive at once, 1..=65536.
+    pub max_instances: u64,
+    /// Memory quota in bytes for all live instances (a multiple of 4 KiB).
+    pub memory: u64,
+    /// The element.
+    pub pos: Pos,
+    /// Its attributes.
+    pub attrs: AttrPositions,
+}
+
+impl Fork {
+    /// Position of attribute `name`, or of the element if it was not written.
+    pub fn attr_pos(&self, name: &str) -> Pos {
+        self.attrs.get_or(name, self.pos)
+    }
 }

@@ -12,6 +12,8 @@ use crate::model::*;
 use crate::numbers::hex;
 use crate::parse::{Ctx, Parsed, LARGE_PAGE, MAX_ID, SMALL_PAGE};
 
+mod templates;
+
 /// Most PDs a description may declare, as in Microkit.
 pub(crate) const MAX_PDS: usize = 63;
 /// The PD name Microkit keeps for its monitor.
@@ -33,12 +35,20 @@ pub(crate) fn validate(ctx: &mut Ctx, parsed: Parsed) -> SystemDescription {
     let pd_names = check_pds(ctx, &desc);
     check_pd_domains(ctx, &desc, domain_names.as_deref());
     let mr_names = check_mr_names(ctx, &desc);
+    let template_names = templates::check_names(ctx, &desc, &pd_names, &mr_names);
+    templates::resolve_maps(ctx, &mut desc, &mr_names);
     resolve_channels(ctx, &mut desc, &pd_names);
+    templates::resolve_channel_arrays(ctx, &mut desc, &pd_names, &template_names);
     check_channel_ids(ctx, &desc);
     check_child_ids(ctx, &desc);
+    templates::resolve_forks(ctx, &mut desc, &template_names);
+    templates::resolve_windows(ctx, &mut desc, &template_names);
     check_setvars(ctx, &desc, &mr_names);
+    templates::check_setvars(ctx, &desc);
     resolve_page_sizes(ctx, &mut desc, &mr_names);
-    check_maps(ctx, &desc, &mr_names);
+    let pd_map_ranges = check_maps(ctx, &desc, &mr_names);
+    templates::check_maps(ctx, &desc);
+    templates::check_windows(ctx, &desc, &pd_map_ranges);
     check_io_address_spaces(ctx, &desc, &mr_names);
     check_irqs(ctx, &desc);
     check_ioports(ctx, &desc);
@@ -236,7 +246,7 @@ fn resolve_channels(ctx: &mut Ctx, desc: &mut SystemDescription, pds: &Names) {
     }
 }
 
-/// One use of an id in a PD's namespace.
+/// One use of an id in a PD's (or template's) namespace.
 struct IdUse {
     pd: usize,
     id: u64,
@@ -245,29 +255,61 @@ struct IdUse {
 }
 
 /// Reports ids used twice in one PD; `what` names the namespace.
-fn report_id_clashes(ctx: &mut Ctx, desc: &SystemDescription, mut uses: Vec<IdUse>, what: &str) {
+fn report_id_clashes(ctx: &mut Ctx, desc: &SystemDescription, uses: Vec<IdUse>, what: &str) {
+    let names: Vec<&str> = desc
+        .protection_domains
+        .iter()
+        .map(|pd| pd.name.as_str())
+        .collect();
+    report_clashes_in(ctx, &names, "protection domain", uses, what);
+}
+
+/// Reports ids used twice by one owner (a PD or a template, named by
+/// `owners[use.pd]`); `what` names the namespace.
+fn report_clashes_in(
+    ctx: &mut Ctx,
+    owners: &[&str],
+    owner_kind: &str,
+    mut uses: Vec<IdUse>,
+    what: &str,
+) {
     uses.sort_by_key(|u| u.pos.start);
     let used: HashSet<(usize, u64)> = uses.iter().map(|u| (u.pd, u.id)).collect();
     let mut seen: HashMap<(usize, u64), (&'static str, u32)> = HashMap::new();
     for u in uses {
         if let Some(&(element, line)) = seen.get(&(u.pd, u.id)) {
             let hint = match (0..=MAX_ID).find(|id| !used.contains(&(u.pd, *id))) {
-                Some(free) => format!("{what}s are unique within a PD; {free} is free"),
+                Some(free) => format!(
+                    "{what}s are unique within a {}; {free} is free",
+                    short_kind(owner_kind)
+                ),
                 None => {
-                    format!("{what}s are unique within a PD, and all of 0..={MAX_ID} are taken")
+                    format!(
+                        "{what}s are unique within a {}, and all of 0..={MAX_ID} are taken",
+                        short_kind(owner_kind)
+                    )
                 }
             };
             ctx.error(
                 u.pos,
                 format!(
-                    "{what} {} of protection domain '{}' is already used by the '{element}' at line {line}",
-                    u.id, desc.protection_domains[u.pd].name
+                    "{what} {} of {owner_kind} '{}' is already used by the '{element}' at line {line}",
+                    u.id, owners[u.pd]
                 ),
                 Some(hint),
             );
         } else {
             seen.insert((u.pd, u.id), (u.element, u.pos.line));
         }
+    }
+}
+
+/// "PD" for "protection domain", anything else as it is.
+fn short_kind(kind: &str) -> &str {
+    if kind == "protection domain" {
+        "PD"
+    } else {
+        kind
     }
 }
 
@@ -284,6 +326,17 @@ fn check_channel_ids(ctx: &mut Ctx, desc: &SystemDescription) {
                     pos: end.attr_pos("id"),
                 });
             }
+        }
+    }
+    for array in &desc.channel_arrays {
+        let end = &array.pd_end;
+        if end.pd_index != usize::MAX && !ctx.is_bad(end.pos, "id") {
+            uses.push(IdUse {
+                pd: end.pd_index,
+                id: end.id,
+                element: "end",
+                pos: end.attr_pos("id"),
+            });
         }
     }
     for (i, pd) in desc.protection_domains.iter().enumerate() {
@@ -397,25 +450,21 @@ fn check_setvars(ctx: &mut Ctx, desc: &SystemDescription, mrs: &Names) {
             }
         }
     }
-    symbols.sort_by_key(|&(_, _, pos)| pos.start);
-    let mut seen: HashMap<(usize, &str), u32> = HashMap::new();
-    for (pd, symbol, pos) in symbols {
-        if symbol.is_empty() {
-            continue;
-        }
-        if let Some(&line) = seen.get(&(pd, symbol)) {
-            ctx.error(
-                pos,
-                format!(
-                    "symbol '{symbol}' of protection domain '{}' is already set at line {line}",
-                    pds[pd].name
-                ),
-                Some("each setvar symbol of a PD is patched once; rename one".into()),
-            );
-        } else {
-            seen.insert((pd, symbol), pos.line);
+    for (i, pd) in pds.iter().enumerate() {
+        for window in &pd.instance_windows {
+            if let Some(symbol) = &window.setvar_vaddr {
+                symbols.push((i, symbol, window.attr_pos("setvar_vaddr")));
+            }
         }
     }
+    for array in &desc.channel_arrays {
+        let end = &array.pd_end;
+        if let (true, Some(symbol)) = (end.pd_index != usize::MAX, &end.setvar_id) {
+            symbols.push((end.pd_index, symbol, end.attr_pos("setvar_id")));
+        }
+    }
+    let names: Vec<&str> = pds.iter().map(|pd| pd.name.as_str()).collect();
+    report_symbol_clashes(ctx, &names, "protection domain", symbols);
 
     for pd in pds {
         for setvar in &pd.setvars {
@@ -446,6 +495,38 @@ fn check_setvars(ctx: &mut Ctx, desc: &SystemDescription, mrs: &Names) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Reports a symbol patched twice in one program; `symbols` holds (owner
+/// index into `owners`, symbol, position of the attribute naming it).
+fn report_symbol_clashes(
+    ctx: &mut Ctx,
+    owners: &[&str],
+    owner_kind: &str,
+    mut symbols: Vec<(usize, &str, Pos)>,
+) {
+    symbols.sort_by_key(|&(_, _, pos)| pos.start);
+    let mut seen: HashMap<(usize, &str), u32> = HashMap::new();
+    for (owner, symbol, pos) in symbols {
+        if symbol.is_empty() {
+            continue;
+        }
+        if let Some(&line) = seen.get(&(owner, symbol)) {
+            ctx.error(
+                pos,
+                format!(
+                    "symbol '{symbol}' of {owner_kind} '{}' is already set at line {line}",
+                    owners[owner]
+                ),
+                Some(format!(
+                    "each setvar symbol of a {} is patched once; rename one",
+                    short_kind(owner_kind)
+                )),
+            );
+        } else {
+            seen.insert((owner, symbol), pos.line);
         }
     }
 }
@@ -487,6 +568,17 @@ fn resolve_page_sizes(ctx: &Ctx, desc: &mut SystemDescription, mrs: &Names) {
         if let Some(&mr) = mrs.get(map.mr.as_str()) {
             if ctx.is_bad(map.pos, "vaddr") || map.vaddr % LARGE_PAGE != 0 {
                 large_ok[mr] = false;
+            }
+        }
+    }
+    for template in &desc.templates {
+        for tm in &template.maps {
+            if let RegionRef::Static(mr) = tm.target {
+                if mr < large_ok.len()
+                    && (ctx.is_bad(tm.map.pos, "vaddr") || tm.map.vaddr % LARGE_PAGE != 0)
+                {
+                    large_ok[mr] = false;
+                }
             }
         }
     }
@@ -535,51 +627,113 @@ fn range_text(start: u64, end: u64) -> String {
     format!("[{}..{})", hex(start), hex(end))
 }
 
-/// Maps name existing regions, are aligned, fit the address space and do
-/// not overlap within their address space.
-fn check_maps(ctx: &mut Ctx, desc: &SystemDescription, mrs: &Names) {
-    let maps = all_maps(desc);
-    // Maps of one address space are consecutive in `maps`.
-    let mut start = 0;
-    while start < maps.len() {
-        let space = &maps[start].0;
-        let end = maps[start..]
-            .iter()
-            .position(|(s, _)| s != space)
-            .map_or(maps.len(), |n| start + n);
-        check_address_space(ctx, desc, mrs, space, &maps[start..end]);
-        start = end;
+/// What a map's `mr` names, as far as the checks of an address space need
+/// to know.
+struct Target<'a> {
+    /// "memory region" or "instance region", for messages.
+    kind: &'static str,
+    name: &'a str,
+    page_size: u64,
+    /// Whether `page_size` is a valid value (not already reported).
+    page_size_usable: bool,
+    /// The size, if known and valid.
+    size: Option<u64>,
+    /// Whether the region is filled from a file.
+    prefilled: bool,
+}
+
+impl<'a> Target<'a> {
+    fn memory_region(ctx: &Ctx, mr: &'a MemoryRegion) -> Target<'a> {
+        Target {
+            kind: "memory region",
+            name: &mr.name,
+            page_size: mr.page_size,
+            page_size_usable: !ctx.is_bad(mr.pos, "page_size"),
+            size: known_size(ctx, mr),
+            prefilled: matches!(mr.prefill, Some(Prefill::Path(_))),
+        }
+    }
+
+    fn instance_region(ctx: &Ctx, region: &'a InstanceRegion) -> Target<'a> {
+        Target {
+            kind: "instance region",
+            name: &region.name,
+            page_size: region.page_size,
+            page_size_usable: !ctx.is_bad(region.pos, "page_size"),
+            size: (region.size > 0 && !ctx.is_bad(region.pos, "size")).then_some(region.size),
+            prefilled: false,
+        }
     }
 }
 
+/// Maps name existing regions, are aligned, fit the address space and do
+/// not overlap within their address space. Returns, per PD, the address
+/// ranges of its maps (`(0, 0)` for a map with a problem), for the checks of
+/// instance windows.
+fn check_maps(ctx: &mut Ctx, desc: &SystemDescription, mrs: &Names) -> Vec<Vec<(u64, u64)>> {
+    let mut pd_ranges = Vec::new();
+    for pd in &desc.protection_domains {
+        let space = format!("protection domain '{}'", shown(&pd.name));
+        let maps: Vec<(&Map, Option<Target>)> = pd
+            .maps
+            .iter()
+            .map(|map| (map, resolve_static(ctx, desc, mrs, map)))
+            .collect();
+        pd_ranges.push(check_address_space(ctx, &space, &maps));
+        if let Some(vm) = &pd.virtual_machine {
+            let space = format!("virtual machine '{}'", shown(&vm.name));
+            let maps: Vec<(&Map, Option<Target>)> = vm
+                .maps
+                .iter()
+                .map(|map| (map, resolve_static(ctx, desc, mrs, map)))
+                .collect();
+            check_address_space(ctx, &space, &maps);
+        }
+    }
+    pd_ranges
+}
+
+/// The memory region a PD's map names; `None` (reported) if there is none.
+fn resolve_static<'a>(
+    ctx: &mut Ctx,
+    desc: &'a SystemDescription,
+    mrs: &Names,
+    map: &Map,
+) -> Option<Target<'a>> {
+    if map.mr.is_empty() {
+        return None;
+    }
+    let Some(&mr_index) = mrs.get(map.mr.as_str()) else {
+        ctx.error(
+            map.attr_pos("mr"),
+            format!("map names unknown memory region '{}'", map.mr),
+            Some("'mr' must be the name of a declared memory_region".into()),
+        );
+        return None;
+    };
+    Some(Target::memory_region(ctx, &desc.memory_regions[mr_index]))
+}
+
+/// Checks the maps of one address space (`space` names it in messages);
+/// each map comes with what it names (`None`: nothing, already reported).
+/// Returns the maps' address ranges, `(0, 0)` for those with a problem.
 fn check_address_space(
     ctx: &mut Ctx,
-    desc: &SystemDescription,
-    mrs: &Names,
     space: &str,
-    maps: &[(String, &Map)],
-) {
+    maps: &[(&Map, Option<Target>)],
+) -> Vec<(u64, u64)> {
     let mut ranges: Vec<(u64, u64)> = Vec::new();
-    for (_, map) in maps {
+    for (map, target) in maps {
         ranges.push((0, 0));
-        if map.mr.is_empty() {
-            continue;
-        }
-        let Some(&mr_index) = mrs.get(map.mr.as_str()) else {
-            ctx.error(
-                map.attr_pos("mr"),
-                format!("map names unknown memory region '{}'", map.mr),
-                Some("'mr' must be the name of a declared memory_region".into()),
-            );
+        let Some(target) = target else {
             continue;
         };
-        let mr = &desc.memory_regions[mr_index];
-        if map.setvar_prefill_size.is_some() && !matches!(mr.prefill, Some(Prefill::Path(_))) {
+        if map.setvar_prefill_size.is_some() && !target.prefilled {
             ctx.error(
                 map.attr_pos("setvar_prefill_size"),
                 format!(
-                    "setvar_prefill_size on a map of memory region '{}', which has no prefill_path",
-                    mr.name
+                    "setvar_prefill_size on a map of {} '{}', which has no prefill_path",
+                    target.kind, target.name
                 ),
                 Some("only a region filled from a file has a prefill size".into()),
             );
@@ -587,24 +741,25 @@ fn check_address_space(
         if ctx.is_bad(map.pos, "vaddr") {
             continue;
         }
-        if !ctx.is_bad(mr.pos, "page_size") && map.vaddr % mr.page_size != 0 {
+        if target.page_size_usable && map.vaddr % target.page_size != 0 {
             ctx.error(
                 map.attr_pos("vaddr"),
                 format!(
-                    "vaddr {} is not aligned to the page size {} of memory region '{}' on element 'map'",
+                    "vaddr {} is not aligned to the page size {} of {} '{}' on element 'map'",
                     hex(map.vaddr),
-                    hex(mr.page_size),
-                    mr.name
+                    hex(target.page_size),
+                    target.kind,
+                    target.name
                 ),
                 Some(format!(
                     "use a multiple of {}, e.g. {}",
-                    hex(mr.page_size),
-                    hex(map.vaddr - map.vaddr % mr.page_size)
+                    hex(target.page_size),
+                    hex(map.vaddr - map.vaddr % target.page_size)
                 )),
             );
             continue;
         }
-        let Some(size) = known_size(ctx, mr) else {
+        let Some(size) = target.size else {
             continue;
         };
         match map.vaddr.checked_add(size) {
@@ -617,7 +772,7 @@ fn check_address_space(
                 map.attr_pos("vaddr"),
                 format!(
                     "map of '{}' at {} goes past the top of the user address space {} on element 'map'",
-                    mr.name,
+                    target.name,
                     range_text(map.vaddr, map.vaddr.saturating_add(size)),
                     hex(USER_TOP)
                 ),
@@ -626,7 +781,7 @@ fn check_address_space(
         }
     }
     for (later, earlier) in overlaps(&ranges) {
-        let (a, b) = (maps[later].1, maps[earlier].1);
+        let (a, b) = (maps[later].0, maps[earlier].0);
         let (a_start, a_end) = ranges[later];
         let (b_start, b_end) = ranges[earlier];
         ctx.error(
@@ -642,6 +797,7 @@ fn check_address_space(
             Some("move one of the maps to a free virtual address".into()),
         );
     }
+    ranges
 }
 
 /// IOMMU address spaces: unique names, devices and domain ids; iomaps that
@@ -980,6 +1136,11 @@ fn warn_unmapped(ctx: &mut Ctx, desc: &SystemDescription) {
     let maps = all_maps(desc);
     for mr in &desc.memory_regions {
         let mapped = maps.iter().any(|(_, m)| m.mr == mr.name)
+            || desc.templates.iter().any(|t| {
+                t.maps
+                    .iter()
+                    .any(|tm| matches!(tm.target, RegionRef::Static(_)) && tm.map.mr == mr.name)
+            })
             || desc
                 .io_address_spaces
                 .iter()
@@ -992,6 +1153,7 @@ fn warn_unmapped(ctx: &mut Ctx, desc: &SystemDescription) {
             );
         }
     }
+    templates::warn_unused_instance_regions(ctx, desc);
 }
 
 #[cfg(test)]

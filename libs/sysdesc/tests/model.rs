@@ -381,6 +381,198 @@ fn sdfgen_style_names_and_dma_regions() {
 }
 
 #[test]
+fn featherweight_model() {
+    let desc = parse_ok("featherweight.xml", Arch::Aarch64);
+    assert_eq!(desc.templates.len(), 2);
+    assert_eq!(desc.protection_domains.len(), 2);
+    // Channel arrays are kept apart from channels between PDs.
+    assert_eq!(desc.channels.len(), 1);
+    assert_eq!(desc.channel_arrays.len(), 3);
+
+    let echo = &desc.templates[0];
+    assert_eq!(
+        (
+            echo.name.as_str(),
+            echo.priority,
+            echo.budget,
+            echo.period,
+            echo.passive,
+            echo.stack_size
+        ),
+        ("echo", 50, 200, 1000, false, 0x2000)
+    );
+    assert_eq!(echo.program_image.path, "echo.elf");
+    assert_eq!(
+        echo.program_image.path_for_symbols.as_deref(),
+        Some("echo.debug.elf")
+    );
+    // Instance regions default to 4 KiB pages.
+    let rx = &echo.instance_regions[0];
+    assert_eq!(
+        (rx.name.as_str(), rx.size, rx.page_size),
+        ("rx_data", 0x10000, 0x1000)
+    );
+    assert_eq!(echo.instance_regions[1].page_size, 0x20_0000);
+    assert_eq!(echo.instance_region_index("scratch"), Some(1));
+    // Maps name an instance region or a static region.
+    let targets: Vec<RegionRef> = echo.maps.iter().map(|m| m.target).collect();
+    let config = desc
+        .memory_regions
+        .iter()
+        .position(|m| m.name == "config")
+        .unwrap();
+    assert_eq!(
+        targets,
+        vec![
+            RegionRef::Instance(0),
+            RegionRef::Instance(1),
+            RegionRef::Static(config)
+        ]
+    );
+    assert_eq!(
+        echo.maps[0].map.setvar_size.as_deref(),
+        Some("rx_data_size")
+    );
+    assert!(!echo.maps[2].map.perms.w);
+
+    // Defaults of a template.
+    let worker = desc.template_by_name("worker").unwrap();
+    assert_eq!(
+        (
+            worker.priority,
+            worker.budget,
+            worker.period,
+            worker.passive,
+            worker.stack_size
+        ),
+        (160, 1000, 1000, true, 0x2000)
+    );
+
+    // Instance windows: resolved, the stride defaults to the region's size.
+    let virt = desc.pd_by_name("virtualiser").unwrap();
+    let w0 = &virt.instance_windows[0];
+    assert_eq!((w0.template_index, w0.region_index), (0, 0));
+    assert_eq!(
+        (w0.vaddr, w0.stride, w0.stride_explicit),
+        (0x1_0000_0000, 0x10000, true)
+    );
+    assert_eq!(w0.setvar_vaddr.as_deref(), Some("rx_window"));
+    assert!(w0.perms.w && w0.cached);
+    let w1 = &virt.instance_windows[1];
+    assert_eq!(
+        (w1.region_index, w1.stride, w1.stride_explicit),
+        (1, 0x20_0000, false)
+    );
+    assert!(!w1.perms.w);
+    let windows: Vec<usize> = desc.windows_of_template(0).map(|(pd, _)| pd).collect();
+    assert_eq!(windows, vec![0, 0]);
+
+    // Fork grants.
+    let manager = desc.pd_index("manager").unwrap();
+    let (holder, fork) = desc.fork_of(0).unwrap();
+    assert_eq!(holder, manager);
+    assert_eq!(
+        (fork.id, fork.max_instances, fork.memory),
+        (0, 1000, 0x400_0000)
+    );
+    assert_eq!(desc.fork_of(1).unwrap().1.id, 1);
+
+    // Channel arrays: both ends resolved, in either order.
+    let a = &desc.channel_arrays[0];
+    assert!(!a.template_first);
+    assert_eq!((a.pd_end.pd.as_str(), a.pd_end.id), ("virtualiser", 5));
+    assert_eq!(a.pd_end.setvar_id.as_deref(), Some("echo_array"));
+    let t = &a.template_end;
+    assert_eq!(
+        (t.template_index, t.id, t.pp, t.notify),
+        (0, 0, false, true)
+    );
+    assert_eq!(t.setvar_id.as_deref(), Some("virt_channel"));
+    let b = &desc.channel_arrays[1];
+    assert!(b.template_first && b.template_end.pp && !b.pd_end.notify);
+    assert_eq!(b.pd_end.pd_index, manager);
+    assert_eq!(desc.channel_arrays_of_pd(manager).count(), 2);
+    assert_eq!(desc.channel_arrays_of_template(0).count(), 2);
+    // The plain channel_ends_of leaves arrays out.
+    assert_eq!(desc.channel_ends_of(manager).count(), 1);
+}
+
+#[test]
+fn templates_do_not_count_toward_the_pd_ceiling() {
+    // 63 PDs (the ceiling) and 100 templates, forked by the first two PDs
+    // (62 handle ids each at most).
+    let mut text = String::from("<system>\n");
+    for t in 0..100 {
+        text.push_str(&format!(
+            "    <template name=\"t{t}\"><program_image path=\"t.elf\"/></template>\n"
+        ));
+    }
+    for pd in 0..63 {
+        text.push_str(&format!(
+            "    <protection_domain name=\"pd{pd}\"><program_image path=\"pd.elf\"/>"
+        ));
+        for t in (0..100).filter(|t| t / 50 == pd) {
+            text.push_str(&format!(
+                "<fork template=\"t{t}\" id=\"{}\" max_instances=\"1\" memory=\"0x1000\"/>",
+                t % 50
+            ));
+        }
+        text.push_str("</protection_domain>\n");
+    }
+    text.push_str("</system>\n");
+    let (desc, _) = parse("many.xml", &text, Arch::Aarch64)
+        .unwrap_or_else(|d| panic!("{}", render(&d, &text, false)));
+    assert_eq!(desc.protection_domains.len(), 63);
+    assert_eq!(desc.templates.len(), 100);
+    assert_eq!(desc.fork_of(99).map(|(pd, f)| (pd, f.id)), Some((1, 49)));
+}
+
+#[test]
+fn unused_instance_regions_are_a_warning() {
+    let text = r#"<system>
+    <template name="t">
+        <program_image path="t.elf"/>
+        <instance_region name="used" size="0x1000"/>
+        <instance_region name="windowed" size="0x1000"/>
+        <instance_region name="spare" size="0x1000"/>
+        <map mr="used" vaddr="0x1000000"/>
+    </template>
+    <protection_domain name="m">
+        <program_image path="m.elf"/>
+        <fork template="t" id="0" max_instances="2" memory="0x10000"/>
+        <instance_window template="t" mr="windowed" vaddr="0x2000000"/>
+    </protection_domain>
+</system>"#;
+    let (desc, warnings) = parse("w.xml", text, Arch::Aarch64).expect("valid");
+    assert_eq!(desc.templates[0].instance_regions.len(), 3);
+    let lines: Vec<String> = warnings.iter().map(Diagnostic::one_line).collect();
+    assert_eq!(
+        lines,
+        vec!["w.xml:6:9: warning: instance region 'spare' of template 't' is never mapped"]
+    );
+}
+
+#[test]
+fn template_maps_decide_the_page_size_of_static_regions() {
+    let text = r#"<system>
+    <memory_region name="big" size="0x400000"/>
+    <memory_region name="small" size="0x400000"/>
+    <template name="t">
+        <program_image path="t.elf"/>
+        <map mr="big" vaddr="0x40000000" perms="r"/>
+        <map mr="small" vaddr="0x50001000" perms="r"/>
+    </template>
+    <protection_domain name="m">
+        <program_image path="m.elf"/>
+        <fork template="t" id="0" max_instances="2" memory="0x10000"/>
+    </protection_domain>
+</system>"#;
+    let (desc, _) = parse("p.xml", text, Arch::Aarch64).expect("valid");
+    assert_eq!(desc.memory_regions[0].page_size, 0x20_0000);
+    assert_eq!(desc.memory_regions[1].page_size, 0x1000);
+}
+
+#[test]
 fn sixty_three_pds_is_the_ceiling() {
     let desc = parse_ok("max_pds.xml", Arch::Aarch64);
     assert_eq!(desc.protection_domains.len(), 63);
@@ -557,7 +749,10 @@ fn valid_fixtures_use_every_element_and_attribute() {
             ],
         ),
         ("channel", &[]),
-        ("end", &["pd", "id", "pp", "notify", "setvar_id"]),
+        (
+            "end",
+            &["pd", "template", "id", "pp", "notify", "setvar_id"],
+        ),
         ("domains", &[]),
         ("domain", &["name", "id"]),
         ("domain_schedule", &["start_index", "index_shift"]),
@@ -565,6 +760,32 @@ fn valid_fixtures_use_every_element_and_attribute() {
         ("schedule_end_marker", &[]),
         ("io_address_space", &["name", "peripheral_id", "domain_id"]),
         ("iomap", &["mr", "iovaddr", "perms"]),
+        // EdgeOS extension: featherweight processes.
+        (
+            "template",
+            &[
+                "name",
+                "priority",
+                "budget",
+                "period",
+                "passive",
+                "stack_size",
+            ],
+        ),
+        ("instance_region", &["name", "size", "page_size"]),
+        (
+            "instance_window",
+            &[
+                "template",
+                "mr",
+                "vaddr",
+                "stride",
+                "perms",
+                "cached",
+                "setvar_vaddr",
+            ],
+        ),
+        ("fork", &["template", "id", "max_instances", "memory"]),
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid");
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();

@@ -24,6 +24,9 @@ use crate::Loaded;
 pub const DEFAULT_KERNEL: &str = "edgeos-kernel.elf";
 /// The PD runtime's IPC buffer page, found by symbol (as Microkit does).
 pub const IPC_BUFFER_SYMBOL: &str = "__sel4_ipc_buffer_obj";
+/// An optional runtime variable of a static PD: bit `i` set when channel id `i` is a channel
+/// array (patched only into PDs that have one).
+pub const ARRAYS_SYMBOL: &str = "edgeos_channel_arrays";
 
 /// What `build` needs besides the description.
 #[derive(Debug, Clone)]
@@ -78,9 +81,51 @@ pub(crate) struct Layout<'a> {
     pub reserved_end: u64,
     pub regions: Vec<PlacedRegion>,
     pub pds: Vec<LoadedPd>,
+    /// The templates' programs, in description order.
+    pub templates: Vec<LoadedPd>,
 }
 
-/// A variable to patch in a PD's image.
+/// What one instance of a template costs, in bytes (page tables not counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct InstanceCost {
+    /// Writable pages of the program (data, bss, heap), copied from the snapshot at fork.
+    pub writable: u64,
+    /// The stack, copied from the snapshot too.
+    pub stack: u64,
+    /// The instance regions, allocated zeroed at fork.
+    pub regions: u64,
+    /// Read-only pages (code, constants), shared with the template and never copied.
+    pub shared: u64,
+}
+
+impl InstanceCost {
+    /// Memory each instance takes from its fork quota.
+    pub fn per_instance(&self) -> u64 {
+        self.writable + self.stack + self.regions
+    }
+    /// The snapshot the kernel keeps of the template (its writable pages and stack).
+    pub fn snapshot(&self) -> u64 {
+        self.writable + self.stack
+    }
+}
+
+/// The memory one instance of `template` needs, from its loaded program.
+pub(crate) fn instance_cost(template: &sysdesc::Template, program: &LoadedPd) -> InstanceCost {
+    let mut cost = InstanceCost { stack: template.stack_size, ..InstanceCost::default() };
+    for s in &program.image.segments {
+        let (start, end) = s.page_range();
+        if s.perms.write {
+            cost.writable += end - start;
+        } else {
+            cost.shared += end - start;
+        }
+    }
+    cost.regions = template.instance_regions.iter().map(|r| r.size).sum();
+    cost
+}
+
+/// A variable to patch in a program: `program` indexes the PDs' programs, then the templates'
+/// (see [`Programs`]).
 struct Patch {
     pd: usize,
     symbol: String,
@@ -161,14 +206,24 @@ pub fn build(loaded: &Loaded, system: &SystemDescription, options: &Options) -> 
         )));
     }
 
-    // Program images.
+    // Program images: the PDs', then the templates' (patch targets index this one list).
     let mut pds: Vec<Option<LoadedPd>> = Vec::new();
     for pd in &system.protection_domains {
-        pds.push(load_pd(&mut cx, pd, &options.search_path));
+        pds.push(load_program(&mut cx, &format!("protection domain '{}'", pd.name), &pd.name, &pd.program_image, &options.search_path));
+    }
+    for t in &system.templates {
+        pds.push(load_program(&mut cx, &format!("template '{}'", t.name), &t.name, &t.program_image, &options.search_path));
     }
     for (i, pd) in system.protection_domains.iter().enumerate() {
         if let Some(l) = &pds[i] {
-            check_address_space(&mut cx, system, pd, l);
+            check_address_space(&mut cx, &pd.name, pd.stack_size, &pd.program_image, l, &pd_maps(system, i));
+        }
+    }
+    let n_pds = system.protection_domains.len();
+    for (i, t) in system.templates.iter().enumerate() {
+        if let Some(l) = &pds[n_pds + i] {
+            check_address_space(&mut cx, &t.name, t.stack_size, &t.program_image, l, &template_maps(system, t));
+            check_fork_quota(&mut cx, system, i, l);
         }
     }
 
@@ -183,10 +238,10 @@ pub fn build(loaded: &Loaded, system: &SystemDescription, options: &Options) -> 
     if !cx.diags.is_empty() {
         return Err(BuildError::Description(cx.diags));
     }
-    let pds: Vec<LoadedPd> = pds.into_iter().map(|p| p.expect("loaded when no errors")).collect();
+    let programs: Vec<LoadedPd> = pds.into_iter().map(|p| p.expect("loaded when no errors")).collect();
 
     // Blob size, then physical layout.
-    let mut builder = lower(system, &pds, &[]);
+    let mut builder = lower(system, &programs, &[]);
     let blob_paddr = align_up(kernel_end, PAGE_SIZE);
     let blob_len = builder.encoded_len() as u64;
     let (regions, prefills, reserved_end) = place_regions(&mut cx, system, options, blob_paddr + blob_len)?;
@@ -195,15 +250,15 @@ pub fn build(loaded: &Loaded, system: &SystemDescription, options: &Options) -> 
     }
 
     // Final values.
-    let mut pds = pds;
+    let mut programs = programs;
     for p in &patches {
         let bytes = match &p.value {
-            PatchValue::RegionPaddr(r) => word_bytes(regions[*r].paddr, &pds[p.pd], &p.symbol),
-            _ => placeholder(p, &pds[p.pd]),
+            PatchValue::RegionPaddr(r) => word_bytes(regions[*r].paddr, &programs[p.pd], &p.symbol),
+            _ => placeholder(p, &programs[p.pd]),
         };
-        apply_patch(&mut cx, p, &mut pds[p.pd], &bytes);
+        apply_patch(&mut cx, p, &mut programs[p.pd], &bytes);
     }
-    builder = lower(system, &pds, &regions);
+    builder = lower(system, &programs, &regions);
     let blob = builder.finish(reserved_end);
     debug_assert_eq!(blob.len() as u64, blob_len);
     bootinfo::BootInfo::parse(&blob).map_err(|e| BuildError::Other(format!("internal error: {e}")))?;
@@ -225,6 +280,8 @@ pub fn build(loaded: &Loaded, system: &SystemDescription, options: &Options) -> 
         segments.push(ImageSegment { paddr: r.paddr, vaddr: r.paddr, mem_size: data.len() as u64, data, flags: 4 });
     }
     let image = write_elf(kernel.entry, &segments);
+    let templates = programs.split_off(n_pds);
+    let pds = programs;
     let layout = Layout {
         system,
         board: options.board,
@@ -234,6 +291,7 @@ pub fn build(loaded: &Loaded, system: &SystemDescription, options: &Options) -> 
         reserved_end,
         regions,
         pds,
+        templates,
     };
     let report = crate::report::write(&layout, image.len());
     Ok(Built { image, report })
@@ -264,12 +322,27 @@ fn refuse_unsupported(cx: &mut Ctx, system: &SystemDescription, board: &Board) {
             cx.error(pd.attr_pos("smc"), format!("SMC forwarding ('smc=\"true\"') is not supported on {name} yet"), hint());
         }
         for map in &pd.maps {
-            if map.perms.w && map.perms.x {
-                cx.error(
-                    map.attr_pos("perms"),
-                    format!("map of '{}' is both writable and executable; EdgeOS enforces W^X", map.mr),
-                    Some("use perms=\"rw\" for data or perms=\"rx\" for code".to_string()),
-                );
+            refuse_wx(cx, map.perms, map.attr_pos("perms"), &format!("map of '{}'", map.mr));
+        }
+        for w in &pd.instance_windows {
+            refuse_wx(cx, w.perms, w.attr_pos("perms"), &format!("instance window of '{}/{}'", w.template, w.mr));
+        }
+    }
+    for t in &system.templates {
+        for tm in &t.maps {
+            refuse_wx(cx, tm.map.perms, tm.map.attr_pos("perms"), &format!("map of '{}'", tm.map.mr));
+        }
+    }
+    for pd in &system.protection_domains {
+        for irq in &pd.irqs {
+            if let sysdesc::Irq::Arm { irq: n, .. } = irq {
+                if *n == board.kernel_timer_irq as u64 {
+                    cx.error(
+                        irq.attr_pos("irq"),
+                        format!("irq {n} is the kernel's own timer on {name} and cannot be given to a PD"),
+                        Some("a timer driver PD can take the virtual timer (irq 27) instead".to_string()),
+                    );
+                }
             }
         }
     }
@@ -280,13 +353,23 @@ fn refuse_unsupported(cx: &mut Ctx, system: &SystemDescription, board: &Board) {
     }
 }
 
-fn load_pd(cx: &mut Ctx, pd: &sysdesc::ProtectionDomain, search: &[PathBuf]) -> Option<LoadedPd> {
-    let pi = &pd.program_image;
+fn refuse_wx(cx: &mut Ctx, perms: sysdesc::Perms, at: Pos, what: &str) {
+    if perms.w && perms.x {
+        cx.error(
+            at,
+            format!("{what} is both writable and executable; EdgeOS enforces W^X"),
+            Some("use perms=\"rw\" for data or perms=\"rx\" for code".to_string()),
+        );
+    }
+}
+
+/// Loads the program of a PD or template (`owner` names it in messages, `name` alone too).
+fn load_program(cx: &mut Ctx, owner: &str, name: &str, pi: &sysdesc::ProgramImage, search: &[PathBuf]) -> Option<LoadedPd> {
     let path_pos = pi.attrs.get_or("path", pi.pos);
     let Some(path) = find_file(search, &pi.path) else {
         cx.error(
             path_pos,
-            format!("program image '{}' of protection domain '{}' not found", pi.path, pd.name),
+            format!("program image '{}' of {owner} not found", pi.path),
             Some(format!("searched: {}; build the PD first (`make bare`) or fix the path", search_list(search))),
         );
         return None;
@@ -304,7 +387,7 @@ fn load_pd(cx: &mut Ctx, pd: &sysdesc::ProtectionDomain, search: &[PathBuf]) -> 
             Err(e) => {
                 cx.error(
                     pos,
-                    format!("program image {} of '{}' is unusable: {e}", path.display(), pd.name),
+                    format!("program image {} of '{name}' is unusable: {e}", path.display()),
                     Some("PD programs are aarch64 ELF executables (cargo --target aarch64-unknown-none)".to_string()),
                 );
                 None
@@ -356,14 +439,59 @@ fn load_pd(cx: &mut Ctx, pd: &sysdesc::ProtectionDomain, search: &[PathBuf]) -> 
     ok.then_some(LoadedPd { image, image_path: path })
 }
 
-/// Maps against segments, the stack and the user address-space limit.
-fn check_address_space(cx: &mut Ctx, system: &SystemDescription, pd: &sysdesc::ProtectionDomain, l: &LoadedPd) {
-    let stack = stack_reservation(pd.stack_size);
+/// Something mapped into an address space, for the builder's checks: a description map or an
+/// instance window's whole reach.
+struct Mapped {
+    /// "map of 'x'" or "instance window of 't/r'", for messages.
+    what: String,
+    range: (u64, u64),
+    at: Pos,
+}
+
+/// A PD's maps and instance windows.
+fn pd_maps(system: &SystemDescription, pd: usize) -> Vec<Mapped> {
+    let pd = &system.protection_domains[pd];
+    let mut out = Vec::new();
+    for map in &pd.maps {
+        let Some(mr) = system.mr_by_name(&map.mr) else { continue };
+        out.push(Mapped { what: format!("map of '{}'", map.mr), range: (map.vaddr, map.vaddr.saturating_add(mr.size)), at: map.attr_pos("vaddr") });
+    }
+    for w in &pd.instance_windows {
+        let max = system.fork_of(w.template_index).map_or(0, |(_, f)| f.max_instances);
+        let end = w.vaddr.saturating_add(w.stride.saturating_mul(max));
+        out.push(Mapped { what: format!("instance window of '{}/{}'", w.template, w.mr), range: (w.vaddr, end), at: w.attr_pos("vaddr") });
+    }
+    out
+}
+
+/// The size of what a template map shows.
+pub(crate) fn template_map_size(system: &SystemDescription, t: &sysdesc::Template, tm: &sysdesc::TemplateMap) -> u64 {
+    match tm.target {
+        sysdesc::RegionRef::Instance(r) => t.instance_regions.get(r).map_or(0, |r| r.size),
+        sysdesc::RegionRef::Static(r) => system.memory_regions.get(r).map_or(0, |r| r.size),
+    }
+}
+
+/// A template's maps.
+fn template_maps(system: &SystemDescription, t: &sysdesc::Template) -> Vec<Mapped> {
+    t.maps
+        .iter()
+        .map(|tm| {
+            let size = template_map_size(system, t, tm);
+            Mapped { what: format!("map of '{}'", tm.map.mr), range: (tm.map.vaddr, tm.map.vaddr.saturating_add(size)), at: tm.map.attr_pos("vaddr") }
+        })
+        .collect()
+}
+
+/// Maps against segments, the stack and the user address-space limit, for a PD or a template
+/// (`name`).
+fn check_address_space(cx: &mut Ctx, name: &str, stack_size: u64, program: &sysdesc::ProgramImage, l: &LoadedPd, mapped: &[Mapped]) {
+    let stack = stack_reservation(stack_size);
     for s in &l.image.segments {
         let pages = s.page_range();
         if pages.0 < PAGE_SIZE || pages.1 > USER_TOP || overlaps(pages, stack) {
             cx.error(
-                pd.program_image.attrs.get_or("path", pd.program_image.pos),
+                program.attrs.get_or("path", program.pos),
                 format!(
                     "segment {:#x}..{:#x} of {} is outside the user area {:#x}..{:#x} below the stack",
                     s.vaddr,
@@ -376,17 +504,15 @@ fn check_address_space(cx: &mut Ctx, system: &SystemDescription, pd: &sysdesc::P
             );
         }
     }
-    for map in &pd.maps {
-        let Some(mr) = system.mr_by_name(&map.mr) else { continue };
-        let range = (map.vaddr, map.vaddr.saturating_add(mr.size));
-        let at = map.attr_pos("vaddr");
+    for m in mapped {
+        let (range, at, what) = (m.range, m.at, &m.what);
         if range.1 > USER_TOP {
-            cx.error(at, format!("map of '{}' ends at {:#x}, above the user address space ({USER_TOP:#x})", map.mr, range.1), None);
+            cx.error(at, format!("{what} ends at {:#x}, above the user address space ({USER_TOP:#x})", range.1), None);
         }
         if overlaps(range, stack) {
             cx.error(
                 at,
-                format!("map of '{}' at {:#x}..{:#x} overlaps the stack of '{}' ({:#x}..{PD_STACK_TOP:#x}, guard page included)", map.mr, range.0, range.1, pd.name, stack.0),
+                format!("{what} at {:#x}..{:#x} overlaps the stack of '{name}' ({:#x}..{PD_STACK_TOP:#x}, guard page included)", range.0, range.1, stack.0),
                 Some(format!("choose a vaddr below {:#x}", stack.0)),
             );
         }
@@ -395,11 +521,33 @@ fn check_address_space(cx: &mut Ctx, system: &SystemDescription, pd: &sysdesc::P
             if overlaps(range, pages) {
                 cx.error(
                     at,
-                    format!("map of '{}' at {:#x}..{:#x} overlaps the ELF segment {:#x}..{:#x} of {}", map.mr, range.0, range.1, pages.0, pages.1, l.image_path.display()),
+                    format!("{what} at {:#x}..{:#x} overlaps the ELF segment {:#x}..{:#x} of {}", range.0, range.1, pages.0, pages.1, l.image_path.display()),
                     Some("choose a vaddr clear of the program (e.g. 0x2_000_000 and up)".to_string()),
                 );
             }
         }
+    }
+}
+
+/// A fork quota must hold at least one instance of its template.
+fn check_fork_quota(cx: &mut Ctx, system: &SystemDescription, template: usize, program: &LoadedPd) {
+    let t = &system.templates[template];
+    let Some((_, fork)) = system.fork_of(template) else { return };
+    let cost = instance_cost(t, program);
+    let one = cost.per_instance();
+    if fork.memory < one {
+        cx.error(
+            fork.attr_pos("memory"),
+            format!(
+                "fork quota memory={:#x} for template '{}' cannot hold one instance ({one:#x} bytes: writable pages {:#x}, stack {:#x}, instance regions {:#x})",
+                fork.memory, t.name, cost.writable, cost.stack, cost.regions
+            ),
+            Some(format!(
+                "{} instances need {:#x} bytes plus their page tables",
+                fork.max_instances,
+                one.saturating_mul(fork.max_instances)
+            )),
+        );
     }
 }
 
@@ -422,6 +570,24 @@ fn collect_patches(system: &SystemDescription) -> Vec<Patch> {
             if let Some(s) = &e.end.setvar_id {
                 out.push(word(i, s, e.end.id, Some(e.end.attr_pos("setvar_id"))));
             }
+        }
+        // Channel arrays: the PD notifies or calls instance i with (array id, i).
+        let mut arrays = 0u64;
+        for a in system.channel_arrays_of_pd(i) {
+            let end = &a.pd_end;
+            arrays |= 1 << end.id;
+            if end.notify {
+                notifications |= 1 << end.id;
+            }
+            if end.pp {
+                pps |= 1 << end.id;
+            }
+            if let Some(s) = &end.setvar_id {
+                out.push(word(i, s, end.id, Some(end.attr_pos("setvar_id"))));
+            }
+        }
+        if arrays != 0 {
+            out.push(word(i, ARRAYS_SYMBOL, arrays, None));
         }
         out.push(Patch { pd: i, symbol: "microkit_name".into(), value: PatchValue::Name(pd.name.clone()), pos: None });
         out.push(word(i, "microkit_passive", pd.passive as u64, None));
@@ -451,6 +617,48 @@ fn collect_patches(system: &SystemDescription) -> Vec<Patch> {
         }
         if let (Some(parent), Some(id), Some(s)) = (pd.parent, pd.child_id, &pd.setvar_id) {
             out.push(word(parent, s, id, Some(pd.attr_pos("setvar_id"))));
+        }
+        for w in &pd.instance_windows {
+            if let Some(s) = &w.setvar_vaddr {
+                out.push(word(i, s, w.vaddr, Some(w.attr_pos("setvar_vaddr"))));
+            }
+        }
+    }
+    // Templates: their programs follow the PDs' in the program list. Every instance starts from
+    // the template's snapshot, so these values are what every instance sees.
+    let n_pds = system.protection_domains.len();
+    for (t, template) in system.templates.iter().enumerate() {
+        let i = n_pds + t;
+        let (mut notifications, mut pps) = (0u64, 0u64);
+        for a in system.channel_arrays_of_template(t) {
+            let end = &a.template_end;
+            if end.notify {
+                notifications |= 1 << end.id;
+            }
+            if end.pp {
+                pps |= 1 << end.id;
+            }
+            if let Some(s) = &end.setvar_id {
+                out.push(word(i, s, end.id, Some(end.attr_pos("setvar_id"))));
+            }
+        }
+        out.push(Patch { pd: i, symbol: "microkit_name".into(), value: PatchValue::Name(template.name.clone()), pos: None });
+        out.push(word(i, "microkit_passive", template.passive as u64, None));
+        out.push(word(i, "microkit_irqs", 0, None));
+        out.push(word(i, "microkit_notifications", notifications, None));
+        out.push(word(i, "microkit_pps", pps, None));
+        for tm in &template.maps {
+            let map = &tm.map;
+            let size = template_map_size(system, template, tm);
+            for (attr, symbol, value) in [
+                ("setvar_vaddr", &map.setvar_vaddr, map.vaddr),
+                ("setvar_size", &map.setvar_size, size),
+                ("setvar_prefill_size", &map.setvar_prefill_size, size),
+            ] {
+                if let Some(s) = symbol {
+                    out.push(word(i, s, value, Some(map.attr_pos(attr))));
+                }
+            }
         }
     }
     out
@@ -597,8 +805,8 @@ fn place_regions(
     Ok((regions, prefills, reserved_end))
 }
 
-/// Lowers the validated description and loaded programs into boot-blob records. With no
-/// `regions` (the sizing pass) region records are placeholders.
+/// Lowers the validated description and loaded programs (the PDs', then the templates') into
+/// boot-blob records. With no `regions` (the sizing pass) region records are placeholders.
 fn lower(system: &SystemDescription, pds: &[LoadedPd], regions: &[PlacedRegion]) -> Builder {
     let mut b = Builder::new();
     for (i, mr) in system.memory_regions.iter().enumerate() {
@@ -608,20 +816,7 @@ fn lower(system: &SystemDescription, pds: &[LoadedPd], regions: &[PlacedRegion])
     for (i, pd) in system.protection_domains.iter().enumerate() {
         let l = &pds[i];
         let name = b.add_string(&pd.name);
-        let first_segment = b.segments.len() as u32;
-        for s in &l.image.segments {
-            let pad = (s.vaddr % PAGE_SIZE) as usize;
-            let mut data = vec![0u8; pad];
-            data.extend_from_slice(&s.data);
-            let off = b.add_segment_data(&data);
-            b.segments.push(bootinfo::Segment {
-                vaddr: s.vaddr - pad as u64,
-                mem_size: s.mem_size + pad as u64,
-                file_size: data.len() as u64,
-                data_offset: off,
-                perms: s.perms,
-            });
-        }
+        let segments = lower_segments(&mut b, l);
         let first_map = b.maps.len() as u32;
         for m in &pd.maps {
             let region = system.memory_regions.iter().position(|r| r.name == m.mr).unwrap_or(0) as u32;
@@ -652,7 +847,7 @@ fn lower(system: &SystemDescription, pds: &[LoadedPd], regions: &[PlacedRegion])
             stack_top: PD_STACK_TOP,
             stack_size: pd.stack_size,
             ipc_buffer,
-            segments: bootinfo::Range { first: first_segment, count: b.segments.len() as u32 - first_segment },
+            segments,
             maps: bootinfo::Range { first: first_map, count: b.maps.len() as u32 - first_map },
             irqs: bootinfo::Range { first: first_irq, count: b.irqs.len() as u32 - first_irq },
         });
@@ -661,5 +856,97 @@ fn lower(system: &SystemDescription, pds: &[LoadedPd], regions: &[PlacedRegion])
         let end = |e: &sysdesc::End| bootinfo::ChannelEnd { pd: e.pd_index as u32, id: e.id as u32, pp: e.pp, notify: e.notify };
         b.channels.push(bootinfo::Channel { ends: [end(&c.ends[0]), end(&c.ends[1])] });
     }
+    lower_templates(&mut b, system, &pds[system.protection_domains.len()..]);
     b
+}
+
+/// Adds a program's segments to the blob (page aligned, file bytes in the data area) and returns
+/// their range in the segment table.
+fn lower_segments(b: &mut Builder, l: &LoadedPd) -> bootinfo::Range {
+    let first = b.segments.len() as u32;
+    for s in &l.image.segments {
+        let pad = (s.vaddr % PAGE_SIZE) as usize;
+        let mut data = vec![0u8; pad];
+        data.extend_from_slice(&s.data);
+        let off = b.add_segment_data(&data);
+        b.segments.push(bootinfo::Segment {
+            vaddr: s.vaddr - pad as u64,
+            mem_size: s.mem_size + pad as u64,
+            file_size: data.len() as u64,
+            data_offset: off,
+            perms: s.perms,
+        });
+    }
+    bootinfo::Range { first, count: b.segments.len() as u32 - first }
+}
+
+/// The extension records: templates (segments after every PD's), their instance regions and
+/// maps, channel arrays, instance windows and fork grants. Nothing for a system without
+/// templates, so its blob is exactly what it was before templates existed.
+fn lower_templates(b: &mut Builder, system: &SystemDescription, programs: &[LoadedPd]) {
+    // Index of each template's first instance region in the instance-region table.
+    let mut region_base = Vec::new();
+    for (t, l) in system.templates.iter().zip(programs) {
+        let name = b.add_string(&t.name);
+        let segments = lower_segments(b, l);
+        let first_region = b.instance_regions.len() as u32;
+        region_base.push(first_region);
+        for r in &t.instance_regions {
+            b.instance_regions.push(bootinfo::InstanceRegion { size: r.size, page_size: r.page_size });
+        }
+        let first_map = b.template_maps.len() as u32;
+        for tm in &t.maps {
+            let region = match tm.target {
+                sysdesc::RegionRef::Instance(r) => bootinfo::TemplateRegion::Instance(first_region + r as u32),
+                sysdesc::RegionRef::Static(r) => bootinfo::TemplateRegion::Static(r as u32),
+            };
+            b.template_maps.push(bootinfo::TemplateMap { region, vaddr: tm.map.vaddr, perms: to_perms(&tm.map.perms), cached: tm.map.cached });
+        }
+        b.templates.push(bootinfo::Template {
+            name,
+            priority: t.priority,
+            passive: t.passive,
+            budget_us: t.budget,
+            period_us: t.period,
+            entry: l.image.entry,
+            stack_top: PD_STACK_TOP,
+            stack_size: t.stack_size,
+            ipc_buffer: l.image.symbol(IPC_BUFFER_SYMBOL).map_or(0, |s| s.addr),
+            segments,
+            maps: bootinfo::Range { first: first_map, count: b.template_maps.len() as u32 - first_map },
+            instance_regions: bootinfo::Range { first: first_region, count: t.instance_regions.len() as u32 },
+        });
+    }
+    for a in &system.channel_arrays {
+        let (p, t) = (&a.pd_end, &a.template_end);
+        b.channel_arrays.push(bootinfo::ChannelArray {
+            pd: bootinfo::ChannelEnd { pd: p.pd_index as u32, id: p.id as u32, pp: p.pp, notify: p.notify },
+            template: t.template_index as u32,
+            instance_id: t.id as u32,
+            instance_pp: t.pp,
+            instance_notify: t.notify,
+        });
+    }
+    for (i, pd) in system.protection_domains.iter().enumerate() {
+        for w in &pd.instance_windows {
+            b.instance_windows.push(bootinfo::InstanceWindow {
+                pd: i as u32,
+                template: w.template_index as u32,
+                instance_region: region_base[w.template_index] + w.region_index as u32,
+                vaddr: w.vaddr,
+                stride: w.stride,
+                perms: to_perms(&w.perms),
+                cached: w.cached,
+            });
+        }
+        for f in &pd.forks {
+            b.fork_grants.push(bootinfo::ForkGrant {
+                pd: i as u32,
+                template: f.template_index as u32,
+                handle: f.id as u32,
+                max_instances: f.max_instances as u32,
+                memory: f.memory,
+            });
+        }
+    }
 }

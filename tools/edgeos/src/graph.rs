@@ -1,7 +1,9 @@
 //! `edgeos graph`: the system as a Graphviz graph. PDs are boxes (nested children inside a
 //! cluster with their parent), memory regions are cylinders joined to the PDs that map them
 //! (labelled with perms), channels are edges (an arrow for the protected-call direction), and
-//! IRQs are small diamonds pointing into their PD.
+//! IRQs are small diamonds pointing into their PD. Templates of featherweight processes are 3-D
+//! boxes labelled with their instance ceiling (`×max_instances`) and instance regions; channel
+//! arrays, instance windows (dashed) and fork grants (dotted) are edges from the static PDs.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -21,6 +23,10 @@ fn quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+fn perms(p: &sysdesc::Perms) -> String {
+    format!("{}{}{}", if p.r { "r" } else { "" }, if p.w { "w" } else { "" }, if p.x { "x" } else { "" })
 }
 
 /// The description as DOT text.
@@ -59,11 +65,46 @@ pub fn to_dot(s: &SystemDescription) -> String {
         }
         let _ = writeln!(w, "  mr{i} [shape=cylinder, style=filled, fillcolor=\"#e4f5e1\", label={}];", quote(&label));
     }
+    for (i, t) in s.templates.iter().enumerate() {
+        let max = s.fork_of(i).map_or(0, |(_, f)| f.max_instances);
+        let mut label = format!("{} \u{d7}{max}\nprio {}", t.name, t.priority);
+        if t.passive {
+            label.push_str(", passive");
+        }
+        for r in &t.instance_regions {
+            label.push_str(&format!("\n{}: {:#x} bytes each", r.name, r.size));
+        }
+        let _ = writeln!(w, "  tpl{i} [shape=box3d, style=filled, fillcolor=\"#efe0ff\", label={}];", quote(&label));
+        for tm in &t.maps {
+            if let sysdesc::RegionRef::Static(r) = tm.target {
+                let _ = writeln!(w, "  tpl{i} -> mr{r} [arrowhead=none, color=\"#3c8c3c\", label={}];", quote(&perms(&tm.map.perms)));
+            }
+        }
+    }
+    for (i, pd) in s.protection_domains.iter().enumerate() {
+        for win in &pd.instance_windows {
+            let label = format!("window {} {}\n{:#x} + i*{:#x}", win.mr, perms(&win.perms), win.vaddr, win.stride);
+            let _ = writeln!(w, "  pd{i} -> tpl{} [style=dashed, color=\"#3c8c3c\", arrowhead=none, label={}];", win.template_index, quote(&label));
+        }
+        for f in &pd.forks {
+            let label = format!("fork #{} \u{2264}{}, {:#x} bytes", f.id, f.max_instances, f.memory);
+            let _ = writeln!(w, "  pd{i} -> tpl{} [style=dotted, color=gray40, label={}];", f.template_index, quote(&label));
+        }
+    }
+    for a in &s.channel_arrays {
+        let (p, t) = (&a.pd_end, &a.template_end);
+        let label = quote(&format!("{}:{} (array)", p.id, t.id));
+        let (from, to, style) = match (p.pp, t.pp) {
+            (true, _) => (format!("pd{}", p.pd_index), format!("tpl{}", t.template_index), "dir=forward, penwidth=2, color=\"#1f4f99\""),
+            (_, true) => (format!("tpl{}", t.template_index), format!("pd{}", p.pd_index), "dir=forward, penwidth=2, color=\"#1f4f99\""),
+            _ => (format!("pd{}", p.pd_index), format!("tpl{}", t.template_index), "dir=both, arrowsize=0.6"),
+        };
+        let _ = writeln!(w, "  {from} -> {to} [{style}, label={label}];");
+    }
     for (i, pd) in s.protection_domains.iter().enumerate() {
         for m in &pd.maps {
             if let Some(r) = s.memory_regions.iter().position(|r| r.name == m.mr) {
-                let perms = format!("{}{}{}", if m.perms.r { "r" } else { "" }, if m.perms.w { "w" } else { "" }, if m.perms.x { "x" } else { "" });
-                let _ = writeln!(w, "  pd{i} -> mr{r} [arrowhead=none, color=\"#3c8c3c\", label={}];", quote(&perms));
+                let _ = writeln!(w, "  pd{i} -> mr{r} [arrowhead=none, color=\"#3c8c3c\", label={}];", quote(&perms(&m.perms)));
             }
         }
     }

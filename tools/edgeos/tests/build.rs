@@ -3,54 +3,8 @@
 
 mod common;
 
-use std::path::Path;
-
 use bootinfo::BootInfo;
-use edgeos_tool::build::{build, BuildError, Options};
-use edgeos_tool::elf::ProgramImage;
-use edgeos_tool::Loaded;
-
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("edgeos-kernel.elf"), common::kernel()).unwrap();
-        Env { dir }
-    }
-    fn program(&self, name: &str, bytes: Vec<u8>) {
-        std::fs::write(self.dir.path().join(name), bytes).unwrap();
-    }
-    fn build(&self, xml: &str) -> Result<(Vec<u8>, String), BuildError> {
-        let loaded = Loaded { path: "system.xml".into(), name: "system.xml".into(), text: xml.to_string() };
-        let (system, _) = loaded.parse().unwrap_or_else(|d| panic!("invalid test description: {d:?}"));
-        let options = Options {
-            board: &bootinfo::board::QEMU_VIRT_AARCH64,
-            search_path: vec![self.dir.path().to_path_buf()],
-            kernel: None,
-        };
-        build(&loaded, &system, &options).map(|b| (b.image, b.report))
-    }
-    fn errors(&self, xml: &str) -> Vec<String> {
-        match self.build(xml) {
-            Ok(_) => panic!("build unexpectedly succeeded"),
-            Err(BuildError::Description(d)) => d.iter().map(|d| d.one_line()).collect(),
-            Err(BuildError::Other(m)) => vec![m],
-        }
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-/// The blob segment of a built image (right after the kernel) and the image's segments.
-fn blob_of(image: &[u8]) -> (Vec<u8>, ProgramImage) {
-    let img = ProgramImage::parse(image).expect("image is an ELF");
-    let blob = img.segments.iter().find(|s| s.data.starts_with(b"EDGEBOOT")).expect("blob segment").data.clone();
-    (blob, img)
-}
+use common::{blob_of, Env};
 
 const TWO_PDS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <system>
@@ -90,6 +44,9 @@ fn lays_out_and_lowers_a_system() {
 
     assert_eq!(info.pd_count(), 2);
     assert_eq!(info.pd_name(0), "client");
+    // No templates: no extension block, the header's last words stay 0.
+    assert_eq!(&blob[bootinfo::EXT_OFFSET_FIELD..bootinfo::HEADER_SIZE], &[0; 8]);
+    assert_eq!(info.template_count(), 0);
     let server = info.pd(1);
     assert_eq!((server.priority, server.passive, server.budget_us, server.period_us), (20, true, 500, 2000));
     assert_eq!(server.ipc_buffer, 0x203000);
@@ -276,5 +233,21 @@ fn fixed_regions_must_avoid_the_image() {
             "system.xml:3:49: error: memory region 'nowhere' at 0x1000..0x2000 is neither RAM nor a device of qemu-virt-aarch64".to_string(),
             "system.xml:2:45: error: memory region 'dma' at 0x40201000..0x40202000 overlaps the kernel and boot image (0x40200000..0x40208000)".to_string(),
         ]
+    );
+}
+
+#[test]
+fn the_kernel_timer_irq_is_refused() {
+    let env = Env::new();
+    env.program("a.elf", common::pd_program(&[]));
+    let xml = r#"<system>
+    <protection_domain name="a">
+        <program_image path="a.elf" />
+        <irq irq="30" id="1" />
+    </protection_domain>
+</system>"#;
+    assert_eq!(
+        env.errors(xml),
+        vec!["system.xml:4:14: error: irq 30 is the kernel's own timer on qemu-virt-aarch64 and cannot be given to a PD"]
     );
 }

@@ -108,3 +108,24 @@ fn graph_draws_pds_regions_and_channels() {
         assert!(svg.contains("<svg"));
     }
 }
+
+/// The example in the README must stay a valid description.
+#[test]
+fn readme_example_is_valid() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme.find("```xml\n").expect("README has an xml example") + 7;
+    let len = readme[start..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("system.xml"), &readme[start..start + len]).unwrap();
+    let (code, stdout, stderr) = edgeos(&["check", "system.xml"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), "system.xml: ok");
+}
+
+/// The default system must stay valid.
+#[test]
+fn default_system_is_valid() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let (code, _, stderr) = edgeos(&["check", "system.xml"], std::path::Path::new(root));
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -11,12 +11,14 @@
 mod ctx;
 mod pd;
 mod system;
+mod template;
 
 pub(crate) use ctx::Ctx;
 
 use crate::model::*;
 use pd::parse_pd;
-use system::{parse_channel, parse_domains, parse_io_address_space, parse_mr};
+use system::{parse_channel, parse_domains, parse_io_address_space, parse_mr, ParsedChannel};
+use template::parse_template;
 
 /// Highest channel id (also irq, ioport, child and vcpu ids).
 pub(crate) const MAX_ID: u64 = 61;
@@ -41,6 +43,9 @@ pub(crate) const CSPACE_SLOTS: u64 = 128;
 /// Domain scheduler limits.
 pub(crate) const MAX_DOMAINS: u64 = 16;
 pub(crate) const MAX_SCHEDULE_ENTRIES: u64 = 100;
+/// Most live instances a `<fork>` may allow (the kernel keeps a pending
+/// bit per instance for every channel array of the template).
+pub(crate) const MAX_INSTANCES: u64 = 0x1_0000;
 /// Deepest nesting of child PDs; deeper would exceed the PD limit anyway.
 const MAX_NESTING: usize = 63;
 
@@ -50,6 +55,7 @@ const SYSTEM_CHILDREN: &[&str] = &[
     "channel",
     "domains",
     "io_address_space",
+    "template",
 ];
 
 /// Everything parsed from a document, before cross-element validation.
@@ -84,6 +90,8 @@ pub(crate) fn parse_document(ctx: &mut Ctx, doc: &roxmltree::Document) -> Option
         channels: Vec::new(),
         domains: None,
         io_address_spaces: Vec::new(),
+        templates: Vec::new(),
+        channel_arrays: Vec::new(),
         pos,
     };
     for child in ctx.elements(root) {
@@ -95,11 +103,11 @@ pub(crate) fn parse_document(ctx: &mut Ctx, doc: &roxmltree::Document) -> Option
                 let mr = parse_mr(ctx, child);
                 desc.memory_regions.push(mr);
             }
-            "channel" => {
-                if let Some(channel) = parse_channel(ctx, child) {
-                    desc.channels.push(channel);
-                }
-            }
+            "channel" => match parse_channel(ctx, child) {
+                Some(ParsedChannel::Static(channel)) => desc.channels.push(channel),
+                Some(ParsedChannel::Array(array)) => desc.channel_arrays.push(array),
+                None => {}
+            },
             "domains" => {
                 if domain_names.is_some() {
                     ctx.error(
@@ -112,6 +120,10 @@ pub(crate) fn parse_document(ctx: &mut Ctx, doc: &roxmltree::Document) -> Option
                     desc.domains = schedule;
                     domain_names = Some(names);
                 }
+            }
+            "template" => {
+                let template = parse_template(ctx, child);
+                desc.templates.push(template);
             }
             "io_address_space" => {
                 if let Some(space) = parse_io_address_space(ctx, child) {

@@ -4,6 +4,7 @@
 use roxmltree::Node;
 
 use super::ctx::Ctx;
+use super::template::{parse_fork, parse_instance_window};
 use super::{
     CSPACE_SLOTS, DEFAULT_BUDGET, DEFAULT_STACK, IOPORT_LIMIT, MAX_NESTING, MAX_PRIORITY,
     MAX_STACK, MAX_VECTOR, MIN_STACK, SMALL_PAGE,
@@ -47,8 +48,10 @@ const PD_CHILDREN: &[&str] = &[
     "virtual_machine",
     "ioport",
     "cspace",
+    "instance_window",
+    "fork",
 ];
-const MAP_ATTRS: &[&str] = &[
+pub(super) const MAP_ATTRS: &[&str] = &[
     "mr",
     "vaddr",
     "perms",
@@ -102,17 +105,7 @@ pub(super) fn parse_pd(
     }
     let name = ctx.required_name(node, "name");
 
-    let priority = match ctx.number(node, "priority") {
-        Ok(Some(p)) => {
-            let hint = "PD priorities are 0..=254 (higher runs first); 255 is the monitor's";
-            if ctx.check_max(node, "priority", "priority", p, MAX_PRIORITY, hint) {
-                u8::try_from(p).unwrap_or(0)
-            } else {
-                0
-            }
-        }
-        _ => 0,
-    };
+    let priority = priority(ctx, node);
     let (budget, period) = scheduling(ctx, node);
     let passive = ctx.boolean(node, "passive", false);
     let stack_size = stack_size(ctx, node);
@@ -164,6 +157,8 @@ pub(super) fn parse_pd(
         ioports: Vec::new(),
         virtual_machine: None,
         cspace: None,
+        instance_windows: Vec::new(),
+        forks: Vec::new(),
         pos,
         attrs: ctx.attr_positions(node),
     });
@@ -175,6 +170,8 @@ pub(super) fn parse_pd(
     let mut ioports = Vec::new();
     let mut virtual_machine: Option<VirtualMachine> = None;
     let mut cspace: Option<Cspace> = None;
+    let mut instance_windows = Vec::new();
+    let mut forks = Vec::new();
     let shown_name = if name.is_empty() { "?" } else { name.as_str() };
 
     for child in ctx.elements(node) {
@@ -257,6 +254,8 @@ pub(super) fn parse_pd(
                     cspace = Some(parsed);
                 }
             }
+            "instance_window" => instance_windows.push(parse_instance_window(ctx, child)),
+            "fork" => forks.push(parse_fork(ctx, child)),
             _ => ctx.unknown_element(child, node, PD_CHILDREN),
         }
     }
@@ -278,10 +277,28 @@ pub(super) fn parse_pd(
     pd.ioports = ioports;
     pd.virtual_machine = virtual_machine;
     pd.cspace = cspace;
+    pd.instance_windows = instance_windows;
+    pd.forks = forks;
 }
 
-/// `budget` and `period` of a PD or virtual machine, with their rules.
-fn scheduling(ctx: &mut Ctx, node: Node) -> (u64, u64) {
+/// `priority` of a PD or template, 0..=254 (default 0).
+pub(super) fn priority(ctx: &mut Ctx, node: Node) -> u8 {
+    match ctx.number(node, "priority") {
+        Ok(Some(p)) => {
+            let hint = "PD priorities are 0..=254 (higher runs first); 255 is the monitor's";
+            if ctx.check_max(node, "priority", "priority", p, MAX_PRIORITY, hint) {
+                u8::try_from(p).unwrap_or(0)
+            } else {
+                0
+            }
+        }
+        _ => 0,
+    }
+}
+
+/// `budget` and `period` of a PD, template or virtual machine, with their
+/// rules.
+pub(super) fn scheduling(ctx: &mut Ctx, node: Node) -> (u64, u64) {
     let tag = ctx.tag(node);
     let element = ctx.pos_elem(node);
     let budget = ctx.number(node, "budget").ok().flatten();
@@ -316,17 +333,19 @@ fn scheduling(ctx: &mut Ctx, node: Node) -> (u64, u64) {
     (budget_value, period_value)
 }
 
-fn stack_size(ctx: &mut Ctx, node: Node) -> u64 {
+/// `stack_size` of a PD or template.
+pub(super) fn stack_size(ctx: &mut Ctx, node: Node) -> u64 {
     let Ok(Some(size)) = ctx.number(node, "stack_size") else {
         return DEFAULT_STACK;
     };
+    let tag = ctx.tag(node);
     let pos = ctx.attr_pos(node, "stack_size");
     let element = ctx.pos_elem(node);
     if !(MIN_STACK..=MAX_STACK).contains(&size) {
         ctx.error(
             pos,
             format!(
-                "stack_size {} is out of range ({}..={}) on element 'protection_domain'",
+                "stack_size {} is out of range ({}..={}) on element '{tag}'",
                 hex(size),
                 hex(MIN_STACK),
                 hex(MAX_STACK)
@@ -339,7 +358,7 @@ fn stack_size(ctx: &mut Ctx, node: Node) -> u64 {
         ctx.error(
             pos,
             format!(
-                "stack_size {} is not a multiple of the page size {} on element 'protection_domain'",
+                "stack_size {} is not a multiple of the page size {} on element '{tag}'",
                 hex(size),
                 hex(SMALL_PAGE)
             ),
@@ -378,7 +397,7 @@ fn parse_cpu(ctx: &mut Ctx, node: Node, name: &'static str) -> Option<u64> {
     None
 }
 
-fn parse_program_image(ctx: &mut Ctx, node: Node) -> ProgramImage {
+pub(super) fn parse_program_image(ctx: &mut Ctx, node: Node) -> ProgramImage {
     ctx.check_attrs(node, &["path", "path_for_symbols"]);
     ctx.no_children(node);
     let path = ctx.required_name(node, "path");
@@ -391,7 +410,7 @@ fn parse_program_image(ctx: &mut Ctx, node: Node) -> ProgramImage {
 }
 
 /// Reads `perms`: only the letters r, w, x, not empty, not write-only.
-fn map_perms(ctx: &mut Ctx, node: Node) -> Perms {
+pub(super) fn map_perms(ctx: &mut Ctx, node: Node) -> Perms {
     let Some((raw, pos)) = ctx.get(node, "perms") else {
         return Perms::RW;
     };
@@ -441,7 +460,7 @@ fn map_perms(ctx: &mut Ctx, node: Node) -> Perms {
     perms
 }
 
-fn parse_map(ctx: &mut Ctx, node: Node, allowed: &[&str]) -> Map {
+pub(super) fn parse_map(ctx: &mut Ctx, node: Node, allowed: &[&str]) -> Map {
     ctx.check_attrs(node, allowed);
     ctx.no_children(node);
     let mr = ctx.required_string(node, "mr").unwrap_or_default();

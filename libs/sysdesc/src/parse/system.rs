@@ -17,7 +17,7 @@ const MR_ATTRS: &[&str] = &[
     "prefill_path",
     "prefill_bootinfo",
 ];
-const END_ATTRS: &[&str] = &["pd", "id", "pp", "notify", "setvar_id"];
+const END_ATTRS: &[&str] = &["pd", "template", "id", "pp", "notify", "setvar_id"];
 
 // ----- memory regions ------------------------------------------------------
 
@@ -187,7 +187,84 @@ pub(super) fn parse_mr(ctx: &mut Ctx, node: Node) -> MemoryRegion {
 
 // ----- channels ------------------------------------------------------------
 
-pub(super) fn parse_channel(ctx: &mut Ctx, node: Node) -> Option<Channel> {
+/// A `<channel>`: between two PDs, or a channel array (one end on a
+/// template).
+pub(super) enum ParsedChannel {
+    Static(Channel),
+    Array(ChannelArray),
+}
+
+/// One `<end>` as written: on a PD or on a template.
+enum ParsedEnd {
+    Pd(End),
+    Template(TemplateEnd),
+}
+
+impl ParsedEnd {
+    fn pp(&self) -> bool {
+        match self {
+            ParsedEnd::Pd(e) => e.pp,
+            ParsedEnd::Template(e) => e.pp,
+        }
+    }
+
+    fn attr_pos(&self, name: &str) -> Pos {
+        match self {
+            ParsedEnd::Pd(e) => e.attr_pos(name),
+            ParsedEnd::Template(e) => e.attr_pos(name),
+        }
+    }
+}
+
+fn parse_end(ctx: &mut Ctx, node: Node) -> ParsedEnd {
+    ctx.check_attrs(node, END_ATTRS);
+    ctx.no_children(node);
+    let pos = ctx.pos_elem(node);
+    // With both, the end is read as a PD's (one mistake, one error).
+    let has_template = node.attribute("template").is_some() && node.attribute("pd").is_none();
+    if node.attribute("template").is_some() && node.attribute("pd").is_some() {
+        ctx.error(
+            ctx.attr_pos(node, "template"),
+            "channel end names both a 'pd' and a 'template'".into(),
+            Some("an end is on one static PD (pd=\"...\") or on a template's instances (template=\"...\")".into()),
+        );
+    }
+    let name = if has_template {
+        ctx.required_name(node, "template")
+    } else {
+        ctx.required_name(node, "pd")
+    };
+    let id = ctx.channel_id(node, "channel id");
+    let pp = ctx.boolean(node, "pp", false);
+    let notify = ctx.boolean(node, "notify", true);
+    let setvar_id = ctx.string(node, "setvar_id");
+    let attrs = ctx.attr_positions(node);
+    if has_template {
+        ParsedEnd::Template(TemplateEnd {
+            template: name,
+            template_index: usize::MAX,
+            id: id.unwrap_or(0),
+            pp,
+            notify,
+            setvar_id,
+            pos,
+            attrs,
+        })
+    } else {
+        ParsedEnd::Pd(End {
+            pd: name,
+            pd_index: usize::MAX,
+            id: id.unwrap_or(0),
+            pp,
+            notify,
+            setvar_id,
+            pos,
+            attrs,
+        })
+    }
+}
+
+pub(super) fn parse_channel(ctx: &mut Ctx, node: Node) -> Option<ParsedChannel> {
     ctx.check_attrs(node, &[]);
     let pos = ctx.pos_elem(node);
     let mut ends = Vec::new();
@@ -196,25 +273,10 @@ pub(super) fn parse_channel(ctx: &mut Ctx, node: Node) -> Option<Channel> {
             ctx.unknown_element(child, node, &["end"]);
             continue;
         }
-        ctx.check_attrs(child, END_ATTRS);
-        ctx.no_children(child);
-        let pd = ctx.required_name(child, "pd");
-        let id = ctx.channel_id(child, "channel id");
-        let pp = ctx.boolean(child, "pp", false);
-        let notify = ctx.boolean(child, "notify", true);
-        ends.push(End {
-            pd,
-            pd_index: usize::MAX,
-            id: id.unwrap_or(0),
-            pp,
-            notify,
-            setvar_id: ctx.string(child, "setvar_id"),
-            pos: ctx.pos_elem(child),
-            attrs: ctx.attr_positions(child),
-        });
+        ends.push(parse_end(ctx, child));
     }
     let count = ends.len();
-    let Ok([a, b]) = <[End; 2]>::try_from(ends) else {
+    let Ok([a, b]) = <[ParsedEnd; 2]>::try_from(ends) else {
         ctx.error(
             pos,
             format!("channel must have exactly two 'end' elements, found {count}"),
@@ -225,7 +287,7 @@ pub(super) fn parse_channel(ctx: &mut Ctx, node: Node) -> Option<Channel> {
         );
         return None;
     };
-    if a.pp && b.pp {
+    if a.pp() && b.pp() {
         ctx.error(
             b.attr_pos("pp"),
             "pp is set on both ends of the channel".into(),
@@ -235,7 +297,41 @@ pub(super) fn parse_channel(ctx: &mut Ctx, node: Node) -> Option<Channel> {
             ),
         );
     }
-    Some(Channel { ends: [a, b], pos })
+    Some(match (a, b) {
+        (ParsedEnd::Pd(a), ParsedEnd::Pd(b)) => {
+            ParsedChannel::Static(Channel { ends: [a, b], pos })
+        }
+        (ParsedEnd::Pd(pd_end), ParsedEnd::Template(template_end)) => {
+            ParsedChannel::Array(ChannelArray {
+                pd_end,
+                template_end,
+                template_first: false,
+                pos,
+            })
+        }
+        (ParsedEnd::Template(template_end), ParsedEnd::Pd(pd_end)) => {
+            ParsedChannel::Array(ChannelArray {
+                pd_end,
+                template_end,
+                template_first: true,
+                pos,
+            })
+        }
+        (ParsedEnd::Template(a), ParsedEnd::Template(b)) => {
+            ctx.error(
+                b.attr_pos("template"),
+                format!(
+                    "channel joins two templates ('{}' and '{}')",
+                    a.template, b.template
+                ),
+                Some(
+                    "a channel array joins a template's instances to one static protection domain"
+                        .into(),
+                ),
+            );
+            return None;
+        }
+    })
 }
 
 // ----- domains -------------------------------------------------------------

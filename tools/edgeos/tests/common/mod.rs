@@ -1,7 +1,13 @@
 //! Test helpers: writing small aarch64 ELF executables with chosen segments and symbols, so the
-//! image builder can be tested without a cross-compiled program.
+//! image builder can be tested without a cross-compiled program, and a folder to build in.
 
 #![allow(dead_code)]
+
+use std::path::Path;
+
+use edgeos_tool::build::{build, BuildError, Options};
+use edgeos_tool::elf::ProgramImage;
+use edgeos_tool::Loaded;
 
 /// A segment of a synthetic program: (vaddr, mem_size, data, flags PF_R=4 PF_W=2 PF_X=1).
 pub struct Seg {
@@ -131,4 +137,47 @@ pub fn pd_program(extra: &[&str]) -> Vec<u8> {
 pub fn kernel() -> Vec<u8> {
     let segs = [Seg { vaddr: 0x4020_0000, mem_size: 0x5000, data: vec![0x11; 0x4000], flags: 5 }];
     elf(0x4020_0000, &segs, &[])
+}
+
+/// A temporary folder with a kernel and programs, and builds of descriptions against it.
+pub struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("edgeos-kernel.elf"), kernel()).unwrap();
+        Env { dir }
+    }
+    pub fn program(&self, name: &str, bytes: Vec<u8>) {
+        std::fs::write(self.dir.path().join(name), bytes).unwrap();
+    }
+    pub fn build(&self, xml: &str) -> Result<(Vec<u8>, String), BuildError> {
+        let loaded = Loaded { path: "system.xml".into(), name: "system.xml".into(), text: xml.to_string() };
+        let (system, _) = loaded.parse().unwrap_or_else(|d| panic!("invalid test description: {d:?}"));
+        let options = Options {
+            board: &bootinfo::board::QEMU_VIRT_AARCH64,
+            search_path: vec![self.dir.path().to_path_buf()],
+            kernel: None,
+        };
+        build(&loaded, &system, &options).map(|b| (b.image, b.report))
+    }
+    pub fn errors(&self, xml: &str) -> Vec<String> {
+        match self.build(xml) {
+            Ok(_) => panic!("build unexpectedly succeeded"),
+            Err(BuildError::Description(d)) => d.iter().map(|d| d.one_line()).collect(),
+            Err(BuildError::Other(m)) => vec![m],
+        }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The blob segment of a built image (right after the kernel) and the image's segments.
+pub fn blob_of(image: &[u8]) -> (Vec<u8>, ProgramImage) {
+    let img = ProgramImage::parse(image).expect("image is an ELF");
+    let blob = img.segments.iter().find(|s| s.data.starts_with(b"EDGEBOOT")).expect("blob segment").data.clone();
+    (blob, img)
 }
