@@ -8,14 +8,14 @@ REPORT ?= build/edgeos.report.txt
 FUZZ_SECONDS ?= 20
 EDGEOS := cargo run -q --release --bin edgeos --
 
-.PHONY: run test deps bare image check graph bench idle host-test lint sdfgen-test memcached-test loadgen-test system-test net-test model-check fuzz-smoke clean
+.PHONY: run test deps bare image check graph bench idle host-test lint sdfgen-test memcached-test loadgen-test system-test net-test memcached-qemu-test model-check fuzz-smoke clean
 
 ## run: build the default system (system.xml) and boot it in QEMU (Ctrl-A X quits)
 run: image
 	qemu/run.sh $(IMAGE)
 
 ## test: every test: host unit and fixture tests, lints, QEMU system tests, a fuzz smoke run
-test: deps host-test model-check lint sdfgen-test memcached-test loadgen-test system-test net-test fuzz-smoke
+test: deps host-test model-check lint sdfgen-test memcached-test loadgen-test system-test net-test memcached-qemu-test fuzz-smoke
 	@echo "make test: all suites passed"
 
 deps:
@@ -64,6 +64,10 @@ system-test: bare
 
 net-test: bare
 	tests/net/run.sh
+
+## memcached-qemu-test: pymemcache and libmemcached-tools against the memcached PD in QEMU
+memcached-qemu-test: bare
+	tests/memcached-qemu/run.sh
 
 fuzz-smoke:
 	libs/sysdesc/fuzz/run.sh $(FUZZ_SECONDS)
