@@ -45,8 +45,9 @@ pub fn load(info: &BootInfo<'static>, blob_paddr: u64, mem: &mut Memory, frequen
     for r in 0..info.region_count() {
         let region = info.region(r);
         if region.flags & REGION_ZERO != 0 {
-            // SAFETY: the tool placed this region in RAM below reserved_end_paddr, owned by no
-            // one yet; BootInfo::parse checked its bounds do not overflow.
+            // SAFETY: the tool placed this region in RAM below reserved_end_paddr, or it is a
+            // fixed region in RAM whose frames the allocator excluded (and the frame bitmap
+            // avoids); owned by no one yet. BootInfo::parse checked its bounds do not overflow.
             unsafe { memory::zero_phys(region.paddr, region.size) };
         }
     }

@@ -27,15 +27,15 @@ use edgeos_kernel_core::runqueue::NIL;
 use crate::hw::Hardware;
 
 /// Global kernel state: the model, the boot description and what the hardware holds for the
-/// running PD (address space, virtual-timer access, FP/SIMD registers).
+/// running PD (address space, physical-timer access, FP/SIMD registers).
 struct State {
     kernel: Kernel<'static>,
     info: BootInfo<'static>,
     hw: Hardware,
     /// The PD whose address space is in TTBR0 (NIL: none).
     installed: PdId,
-    /// Whether EL0 may program the virtual timer (CNTKCTL_EL1.EL0VTEN) right now.
-    virtual_timer_access: bool,
+    /// Whether EL0 may program the physical timer (CNTKCTL_EL1.EL0PTEN) right now.
+    physical_timer_access: bool,
     fp: LazyFp,
 }
 
@@ -89,7 +89,16 @@ extern "C" fn kmain(_dtb: u64, entered_el2: u64) -> ! {
         }
     };
     let reserved_end = info.reserved_end_paddr().max(blob_paddr + info.total_size());
-    let mut mem = memory::Memory::new(reserved_end, ram_end);
+    // Regions the description fixes in RAM (DMA areas at a device's address) are excluded from
+    // the frame allocator rather than reserved by the tool, so RAM below them stays usable.
+    let fixed = (0..info.region_count()).map(|i| info.region(i)).filter_map(|r| {
+        (r.flags & bootinfo::REGION_FIXED != 0 && BOARD.in_ram(r.paddr, r.size)).then_some((r.paddr, r.paddr + r.size))
+    });
+    let Some(mut mem) = memory::Memory::new(reserved_end, ram_end, fixed) else {
+        println!("edgeos: no room for the frame bitmap between {reserved_end:#x} and {ram_end:#x}");
+        println!("EDGEOS-TEST: FAIL (boot)");
+        arch::psci::system_off();
+    };
     let kernel = match loader::load(&info, blob_paddr, &mut mem, frequency) {
         Ok(k) => k,
         Err(e) => {
@@ -119,7 +128,7 @@ extern "C" fn kmain(_dtb: u64, entered_el2: u64) -> ! {
             info,
             hw: Hardware { frequency, names: pd_name },
             installed: NIL,
-            virtual_timer_access: false,
+            physical_timer_access: false,
             fp: LazyFp::new(),
         })
     };
@@ -143,15 +152,15 @@ fn next_context(s: &mut State) -> *mut UserContext {
 }
 
 /// Makes the hardware ready to resume `pd` (the kernel's current PD): its address space, its
-/// virtual-timer access and FP/SIMD access; returns its context.
+/// physical-timer access and FP/SIMD access; returns its context.
 #[inline]
 fn switch_to(s: &mut State, pd: PdId) -> *mut UserContext {
     let p = s.kernel.pd(pd);
     if s.installed != pd {
         arch::mmu::set_user_table(p.root, p.asid.id);
-        if p.owns_virtual_timer != s.virtual_timer_access {
-            s.virtual_timer_access = p.owns_virtual_timer;
-            arch::timer::set_user_virtual_timer_access(p.owns_virtual_timer);
+        if p.owns_physical_timer != s.physical_timer_access {
+            s.physical_timer_access = p.owns_physical_timer;
+            arch::timer::set_user_physical_timer_access(p.owns_physical_timer);
         }
         s.installed = pd;
     }

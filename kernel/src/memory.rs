@@ -5,7 +5,7 @@
 
 use core::mem::MaybeUninit;
 
-use edgeos_kernel_core::frames::{FrameAllocator, FRAME_SIZE};
+use edgeos_kernel_core::frames::{self, FrameAllocator, FRAME_SIZE};
 use edgeos_kernel_core::pagetable::{TableMemory, ENTRIES};
 
 use crate::arch::phys_to_virt;
@@ -63,22 +63,33 @@ pub struct Memory {
 }
 
 impl Memory {
-    /// Manages RAM `[start, end)`. The allocator's own bitmap is carved from the start.
-    pub fn new(start: u64, end: u64) -> Memory {
+    /// Manages RAM `[start, end)` except `fixed` (ranges the description fixes there, which are
+    /// not the kernel's to hand out: their frames are marked used before any allocation). The
+    /// allocator's own bitmap is carved from the highest free frames clear of them (tables and
+    /// PD memory come from the bottom); None if it does not fit.
+    pub fn new<I>(start: u64, end: u64, fixed: I) -> Option<Memory>
+    where
+        I: Iterator<Item = (u64, u64)> + Clone,
+    {
         let start = start.next_multiple_of(FRAME_SIZE);
         let frames_total = ((end - start) / FRAME_SIZE) as usize;
         let words = FrameAllocator::bitmap_words(frames_total);
         let bitmap_bytes = (words * 8) as u64;
-        let base = (start + bitmap_bytes).next_multiple_of(FRAME_SIZE);
-        let frames = ((end - base) / FRAME_SIZE) as usize;
-        // SAFETY: [start, start + bitmap_bytes) is free RAM past everything the image occupies
-        // (the boot description's reserved_end_paddr) and is used for nothing else; it is zeroed
-        // here (with DC ZVA, far cheaper than the allocator's own fill) before the slice exists.
+        let at = frames::last_fit(start, end, bitmap_bytes, fixed.clone())?;
+        // SAFETY: [at, at + bitmap_bytes) is free RAM past everything the image occupies (the
+        // boot description's reserved_end_paddr), clear of every fixed region, and used for
+        // nothing else; it is zeroed here (with DC ZVA, far cheaper than the allocator's own
+        // fill) before the slice exists.
         let bitmap = unsafe {
-            zero_phys(start, bitmap_bytes);
-            core::slice::from_raw_parts_mut(phys_to_virt(start) as *mut u64, words)
+            zero_phys(at, bitmap_bytes);
+            core::slice::from_raw_parts_mut(phys_to_virt(at) as *mut u64, words)
         };
-        Memory { frames: FrameAllocator::new_zeroed(base, frames, bitmap) }
+        let mut frames = FrameAllocator::new_zeroed(start, frames_total, bitmap);
+        frames.reserve(at, at + bitmap_bytes);
+        for (s, e) in fixed {
+            frames.reserve(s, e);
+        }
+        Some(Memory { frames })
     }
 
     /// A zeroed frame.

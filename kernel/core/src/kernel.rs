@@ -48,6 +48,10 @@ pub type PdId = u32;
 /// Largest IRQ number a PD may own (GIC INTIDs below the special range).
 pub const MAX_IRQS: usize = 1020;
 
+/// The IRQ of the EL1 physical timer (PPI 30): the PD that owns it may program that timer from
+/// EL0 (the kernel keeps the virtual timer for itself, as seL4 leaves the physical one to PDs).
+pub const PD_TIMER_IRQ: u32 = 30;
+
 /// What a PD is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -165,11 +169,11 @@ pub struct Pd {
     pub children: [u32; CHANNEL_IDS],
     /// Arch data: translation table root (physical), ASID, the IPC buffer page as the
     /// platform addresses it (the kernel's direct-map address on the hardware; 0 if none), and
-    /// whether EL0 may program the virtual timer (owns IRQ 27).
+    /// whether EL0 may program the physical timer (owns [`PD_TIMER_IRQ`]).
     pub root: u64,
     pub asid: Asid,
     pub ipc_buffer: u64,
-    pub owns_virtual_timer: bool,
+    pub owns_physical_timer: bool,
 }
 
 impl Pd {
@@ -197,7 +201,7 @@ impl Pd {
         root: 0,
         asid: Asid { id: 0, generation: 0 },
         ipc_buffer: 0,
-        owns_virtual_timer: false,
+        owns_physical_timer: false,
     };
 }
 
@@ -328,8 +332,8 @@ impl<'a> Kernel<'a> {
                     return Err(BuildError::IrqTwice(irq.irq));
                 }
                 *slot = Some((i as PdId, irq.channel_id as u8));
-                if irq.irq == 27 {
-                    pd.owns_virtual_timer = true;
+                if irq.irq == PD_TIMER_IRQ {
+                    pd.owns_physical_timer = true;
                 }
             }
         }

@@ -39,8 +39,10 @@ _start:
     mov     x20, #1
     mov     x9, #(1 << 31)              // HCR_EL2.RW: EL1 is AArch64
     msr     hcr_el2, x9
-    mrs     x9, cnthctl_el2
-    orr     x9, x9, #3                  // EL1PCTEN | EL1PCEN
+    // CNTHCTL_EL2 (E2H = 0): EL1PCTEN | EL1PCEN, so EL1 (and EL0, as CNTKCTL_EL1 allows) reach
+    // the physical counter and timer without trapping; every other bit clear (no event stream,
+    // no FEAT_ECV traps on the virtual counter and timer, which the kernel uses).
+    mov     x9, #3
     msr     cnthctl_el2, x9
     msr     cntvoff_el2, xzr
     mrs     x9, midr_el1

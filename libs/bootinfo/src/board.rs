@@ -42,8 +42,8 @@ pub const QEMU_VIRT_AARCH64: Board = Board {
     gic_redistributor: 0x080a_0000,
     rtc: Some(0x0901_0000),
     device_ranges: &[(0x0800_0000, 0x0100_0000), (0x0900_0000, 0x0100_0000), (0x0a00_0000, 0x0000_4000)],
-    // The EL1 physical timer's PPI.
-    kernel_timer_irq: 30,
+    // The EL1 virtual timer's PPI; the physical timer (30) is left to PDs, as in seL4.
+    kernel_timer_irq: 27,
     cores: 1,
 };
 

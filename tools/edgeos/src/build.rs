@@ -6,8 +6,9 @@
 //! kernel_paddr: kernel segments | boot blob (page aligned) | memory regions (each aligned to
 //! its page size) | ... free RAM for the kernel's allocator (from `reserved_end_paddr`)
 //! ```
-//! Regions with a fixed `phys_addr` stay where the description puts them; one inside RAM moves
-//! `reserved_end_paddr` past itself so the kernel never hands its frames out.
+//! Regions with a fixed `phys_addr` stay where the description puts them; one inside RAM (above
+//! the image) is flagged `REGION_FIXED` and the kernel's frame allocator marks its frames used at
+//! boot, so RAM below a high fixed region stays free for the kernel.
 
 use std::path::{Path, PathBuf};
 
@@ -340,7 +341,7 @@ fn refuse_unsupported(cx: &mut Ctx, system: &SystemDescription, board: &Board) {
                     cx.error(
                         irq.attr_pos("irq"),
                         format!("irq {n} is the kernel's own timer on {name} and cannot be given to a PD"),
-                        Some("a timer driver PD can take the virtual timer (irq 27) instead".to_string()),
+                        Some("a timer driver PD can take the physical timer (irq 30) instead".to_string()),
                     );
                 }
             }
@@ -551,65 +552,86 @@ fn check_fork_quota(cx: &mut Ctx, system: &SystemDescription, template: usize, p
     }
 }
 
+/// What one program may do on its channel ids, as the runtime's bitmask variables hold it.
+#[derive(Default)]
+struct Grants {
+    irqs: u64,
+    notifications: u64,
+    pps: u64,
+}
+
+fn word(program: usize, symbol: &str, value: u64, pos: Option<Pos>) -> Patch {
+    Patch { pd: program, symbol: symbol.to_string(), value: PatchValue::Word(value), pos }
+}
+
+impl Grants {
+    /// Adds the rights of `program`'s channel end, and its `setvar_id`.
+    fn add_end(&mut self, out: &mut Vec<Patch>, program: usize, end: &sysdesc::End) {
+        self.add(out, program, (end.id, end.notify, end.pp), &end.setvar_id, end.attr_pos("setvar_id"));
+    }
+
+    /// The same for an end given as (id, notify, pp), with its `setvar_id` at `pos`.
+    fn add(&mut self, out: &mut Vec<Patch>, program: usize, (id, notify, pp): (u64, bool, bool), setvar_id: &Option<String>, pos: Pos) {
+        if notify {
+            self.notifications |= 1 << id;
+        }
+        if pp {
+            self.pps |= 1 << id;
+        }
+        if let Some(s) = setvar_id {
+            out.push(word(program, s, id, Some(pos)));
+        }
+    }
+
+    /// The runtime's own variables (optional: a program without the runtime has none of them).
+    fn patches(&self, out: &mut Vec<Patch>, program: usize, name: &str, passive: bool) {
+        out.push(Patch { pd: program, symbol: "microkit_name".into(), value: PatchValue::Name(name.to_string()), pos: None });
+        out.push(word(program, "microkit_passive", passive as u64, None));
+        out.push(word(program, "microkit_irqs", self.irqs, None));
+        out.push(word(program, "microkit_notifications", self.notifications, None));
+        out.push(word(program, "microkit_pps", self.pps, None));
+    }
+}
+
+/// The `setvar_*` attributes of a map of a region of `size` bytes.
+fn map_patches(out: &mut Vec<Patch>, program: usize, map: &sysdesc::Map, size: u64) {
+    for (attr, symbol, value) in [
+        ("setvar_vaddr", &map.setvar_vaddr, map.vaddr),
+        ("setvar_size", &map.setvar_size, size),
+        ("setvar_prefill_size", &map.setvar_prefill_size, size),
+    ] {
+        if let Some(s) = symbol {
+            out.push(word(program, s, value, Some(map.attr_pos(attr))));
+        }
+    }
+}
+
+/// Every variable to patch: PDs' programs first, then templates' (program index n_pds + t).
 fn collect_patches(system: &SystemDescription) -> Vec<Patch> {
     let mut out = Vec::new();
-    let word = |pd, symbol: &str, v: u64, pos: Option<Pos>| Patch { pd, symbol: symbol.to_string(), value: PatchValue::Word(v), pos };
     for (i, pd) in system.protection_domains.iter().enumerate() {
-        // The runtime's own variables (optional: a PD without the runtime has none of them).
-        let (mut irqs, mut notifications, mut pps) = (0u64, 0u64, 0u64);
+        let mut grants = Grants::default();
         for irq in &pd.irqs {
-            irqs |= 1 << irq.id();
+            grants.irqs |= 1 << irq.id();
+            if let Some(s) = irq.setvar_id() {
+                out.push(word(i, s, irq.id(), Some(irq.attr_pos("setvar_id"))));
+            }
         }
         for e in system.channel_ends_of(i) {
-            if e.end.notify {
-                notifications |= 1 << e.end.id;
-            }
-            if e.end.pp {
-                pps |= 1 << e.end.id;
-            }
-            if let Some(s) = &e.end.setvar_id {
-                out.push(word(i, s, e.end.id, Some(e.end.attr_pos("setvar_id"))));
-            }
+            grants.add_end(&mut out, i, e.end);
         }
         // Channel arrays: the PD notifies or calls instance i with (array id, i).
         let mut arrays = 0u64;
         for a in system.channel_arrays_of_pd(i) {
-            let end = &a.pd_end;
-            arrays |= 1 << end.id;
-            if end.notify {
-                notifications |= 1 << end.id;
-            }
-            if end.pp {
-                pps |= 1 << end.id;
-            }
-            if let Some(s) = &end.setvar_id {
-                out.push(word(i, s, end.id, Some(end.attr_pos("setvar_id"))));
-            }
+            arrays |= 1 << a.pd_end.id;
+            grants.add_end(&mut out, i, &a.pd_end);
         }
         if arrays != 0 {
             out.push(word(i, ARRAYS_SYMBOL, arrays, None));
         }
-        out.push(Patch { pd: i, symbol: "microkit_name".into(), value: PatchValue::Name(pd.name.clone()), pos: None });
-        out.push(word(i, "microkit_passive", pd.passive as u64, None));
-        out.push(word(i, "microkit_irqs", irqs, None));
-        out.push(word(i, "microkit_notifications", notifications, None));
-        out.push(word(i, "microkit_pps", pps, None));
+        grants.patches(&mut out, i, &pd.name, pd.passive);
         for map in &pd.maps {
-            let size = system.mr_by_name(&map.mr).map_or(0, |m| m.size);
-            if let Some(s) = &map.setvar_vaddr {
-                out.push(word(i, s, map.vaddr, Some(map.attr_pos("setvar_vaddr"))));
-            }
-            if let Some(s) = &map.setvar_size {
-                out.push(word(i, s, size, Some(map.attr_pos("setvar_size"))));
-            }
-            if let Some(s) = &map.setvar_prefill_size {
-                out.push(word(i, s, size, Some(map.attr_pos("setvar_prefill_size"))));
-            }
-        }
-        for irq in &pd.irqs {
-            if let Some(s) = irq.setvar_id() {
-                out.push(word(i, s, irq.id(), Some(irq.attr_pos("setvar_id"))));
-            }
+            map_patches(&mut out, i, map, system.mr_by_name(&map.mr).map_or(0, |m| m.size));
         }
         for sv in &pd.setvars {
             let region = system.memory_regions.iter().position(|m| m.name == sv.region_paddr).unwrap_or(0);
@@ -624,41 +646,19 @@ fn collect_patches(system: &SystemDescription) -> Vec<Patch> {
             }
         }
     }
-    // Templates: their programs follow the PDs' in the program list. Every instance starts from
-    // the template's snapshot, so these values are what every instance sees.
+    // Every instance starts from its template's snapshot, so these values are what every
+    // instance sees.
     let n_pds = system.protection_domains.len();
     for (t, template) in system.templates.iter().enumerate() {
         let i = n_pds + t;
-        let (mut notifications, mut pps) = (0u64, 0u64);
+        let mut grants = Grants::default();
         for a in system.channel_arrays_of_template(t) {
             let end = &a.template_end;
-            if end.notify {
-                notifications |= 1 << end.id;
-            }
-            if end.pp {
-                pps |= 1 << end.id;
-            }
-            if let Some(s) = &end.setvar_id {
-                out.push(word(i, s, end.id, Some(end.attr_pos("setvar_id"))));
-            }
+            grants.add(&mut out, i, (end.id, end.notify, end.pp), &end.setvar_id, end.attr_pos("setvar_id"));
         }
-        out.push(Patch { pd: i, symbol: "microkit_name".into(), value: PatchValue::Name(template.name.clone()), pos: None });
-        out.push(word(i, "microkit_passive", template.passive as u64, None));
-        out.push(word(i, "microkit_irqs", 0, None));
-        out.push(word(i, "microkit_notifications", notifications, None));
-        out.push(word(i, "microkit_pps", pps, None));
+        grants.patches(&mut out, i, &template.name, template.passive);
         for tm in &template.maps {
-            let map = &tm.map;
-            let size = template_map_size(system, template, tm);
-            for (attr, symbol, value) in [
-                ("setvar_vaddr", &map.setvar_vaddr, map.vaddr),
-                ("setvar_size", &map.setvar_size, size),
-                ("setvar_prefill_size", &map.setvar_prefill_size, size),
-            ] {
-                if let Some(s) = symbol {
-                    out.push(word(i, s, value, Some(map.attr_pos(attr))));
-                }
-            }
+            map_patches(&mut out, i, &tm.map, template_map_size(system, template, tm));
         }
     }
     out
@@ -736,7 +736,6 @@ fn place_regions(
     let board = options.board;
     let mut regions = Vec::new();
     let mut prefills = Vec::new();
-    let mut fixed_ram_end = 0;
     for (i, mr) in system.memory_regions.iter().enumerate() {
         let mut size = mr.size;
         let mut prefill = None;
@@ -765,9 +764,6 @@ fn place_regions(
                         Some(format!("RAM is {:#x}..{:#x}; see the board's memory map in libs/bootinfo/src/board.rs", board.ram_base, board.ram_base + board.ram_size)),
                     );
                 }
-                if in_ram {
-                    fixed_ram_end = fixed_ram_end.max(paddr + size);
-                }
                 let zero = if in_ram && prefill.is_none() { bootinfo::REGION_ZERO } else { 0 };
                 PlacedRegion { paddr, size, page_size: page, flags: bootinfo::REGION_FIXED | zero }
             }
@@ -794,7 +790,9 @@ fn place_regions(
             );
         }
     }
-    let reserved_end = align_up(image_end.max(fixed_ram_end), PAGE_SIZE);
+    // Fixed regions in RAM are not reserved here: the kernel's frame allocator excludes their
+    // frames (REGION_FIXED) at boot.
+    let reserved_end = image_end;
     let ram_end = board.ram_base + board.ram_size;
     if reserved_end > ram_end {
         return Err(BuildError::Other(format!(

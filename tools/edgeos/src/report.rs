@@ -11,6 +11,8 @@ fn kib(bytes: u64) -> String {
         format!("{bytes} B")
     } else if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
     } else {
         format!("{:.1} KiB", bytes as f64 / 1024.0)
     }
@@ -50,7 +52,16 @@ pub(crate) fn write(l: &Layout, image_len: usize) -> String {
         );
     }
     let ram_end = l.board.ram_base + l.board.ram_size;
-    let _ = writeln!(w, "free for kernel   {:#012x}..{:#012x} ({})", l.reserved_end, ram_end, kib(ram_end - l.reserved_end));
+    // Fixed regions in RAM above the image are carved out of the kernel's memory at boot.
+    let carved: u64 = l
+        .regions
+        .iter()
+        .filter(|r| r.flags & bootinfo::REGION_FIXED != 0 && r.paddr >= l.reserved_end && l.board.in_ram(r.paddr, r.size))
+        .map(|r| r.size)
+        .sum();
+    let free = ram_end - l.reserved_end - carved;
+    let carved_note = if carved > 0 { format!(", less {} of fixed regions", kib(carved)) } else { String::new() };
+    let _ = writeln!(w, "free for kernel   {:#012x}..{:#012x} ({}{carved_note})", l.reserved_end, ram_end, kib(free));
     let _ = writeln!(w);
     let _ = writeln!(w, "Protection domains ({})", s.protection_domains.len());
     let _ = writeln!(w, "----------------------");

@@ -240,14 +240,46 @@ fn fixed_regions_must_avoid_the_image() {
 fn the_kernel_timer_irq_is_refused() {
     let env = Env::new();
     env.program("a.elf", common::pd_program(&[]));
-    let xml = r#"<system>
+    let xml = |irq: u32| {
+        format!(
+            r#"<system>
     <protection_domain name="a">
         <program_image path="a.elf" />
-        <irq irq="30" id="1" />
+        <irq irq="{irq}" id="1" />
+    </protection_domain>
+</system>"#
+        )
+    };
+    // The kernel keeps the virtual timer (27)...
+    let errors = env.errors(&xml(27));
+    assert_eq!(errors, vec!["system.xml:4:14: error: irq 27 is the kernel's own timer on qemu-virt-aarch64 and cannot be given to a PD"]);
+    // ...and leaves the physical timer (30) to a driver PD, as sDDF's timer driver takes it.
+    let (image, _) = env.build(&xml(30)).expect("a PD may take the physical timer's irq");
+    let (blob, _) = blob_of(&image);
+    let info = BootInfo::parse(&blob).unwrap();
+    assert_eq!(info.irq(info.pd_irqs(&info.pd(0)).start).irq, 30);
+}
+
+#[test]
+fn fixed_ram_regions_leave_the_ram_below_them_to_the_kernel() {
+    let env = Env::new();
+    env.program("a.elf", common::pd_program(&[]));
+    // An sDDF-style DMA region high in RAM.
+    let xml = r#"<system>
+    <memory_region name="dma" size="0x200000" phys_addr="0x60000000" page_size="0x200000" />
+    <memory_region name="shared" size="0x1000" />
+    <protection_domain name="a">
+        <program_image path="a.elf" />
+        <map mr="dma" vaddr="0x1000000" />
+        <map mr="shared" vaddr="0x2000000" />
     </protection_domain>
 </system>"#;
-    assert_eq!(
-        env.errors(xml),
-        vec!["system.xml:4:14: error: irq 30 is the kernel's own timer on qemu-virt-aarch64 and cannot be given to a PD"]
-    );
+    let (image, _) = env.build(xml).expect("builds");
+    let (blob, _) = blob_of(&image);
+    let info = BootInfo::parse(&blob).unwrap();
+    let (dma, shared) = (info.region(0), info.region(1));
+    assert_eq!((dma.paddr, dma.flags), (0x6000_0000, bootinfo::REGION_FIXED | bootinfo::REGION_ZERO));
+    // reserved_end is the end of the image: the kernel excludes the fixed region's frames itself.
+    assert_eq!(info.reserved_end_paddr(), shared.paddr + 0x1000);
+    assert!(info.reserved_end_paddr() < 0x4100_0000);
 }

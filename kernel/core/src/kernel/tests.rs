@@ -8,6 +8,9 @@ use std::string::String;
 use std::vec;
 use std::vec::Vec;
 
+/// The kernel's timer IRQ on QEMU virt (the virtual timer), as the arch layer passes it.
+const KERNEL_TIMER_IRQ: u32 = 27;
+
 /// Time in microseconds (frequency 1 MHz) and a log of what the kernel asked for.
 #[derive(Default)]
 struct FakePlatform {
@@ -122,7 +125,7 @@ fn boot(pds: Vec<Spec>, channels: &[ChannelSpec]) -> (Kernel<'static>, FakePlatf
         release_time: Box::leak(vec![0u64; n].into_boxed_slice()),
         irq_owner: Box::leak(vec![None; MAX_IRQS].into_boxed_slice()),
     };
-    let k = Kernel::new(storage, &info, 1_000_000, 30).unwrap();
+    let k = Kernel::new(storage, &info, 1_000_000, KERNEL_TIMER_IRQ).unwrap();
     for (i, pd) in k.pds.iter_mut().enumerate() {
         pd.ipc_buffer = i as u64 + 1;
     }
@@ -364,17 +367,34 @@ fn irqs_are_masked_until_acked_and_preempt_lower_priorities() {
     assert_eq!(p.irq_enabled, vec![(33, false), (33, true)]);
     assert_eq!(k.schedule(&mut p), Some(0));
     // The kernel's own timer interrupt is not a PD's.
-    k.interrupt(&mut p, 30);
+    k.interrupt(&mut p, KERNEL_TIMER_IRQ);
     assert_eq!(p.irq_enabled.len(), 2);
+}
+
+#[test]
+fn only_the_owner_of_the_physical_timer_irq_may_program_that_timer() {
+    let mut driver = spec(200);
+    driver.irqs = vec![(PD_TIMER_IRQ, 3)];
+    let (mut k, mut p) = boot(vec![spec(1), driver, spec(1)], &[]);
+    assert_eq!(k.owned_irqs().collect::<Vec<_>>(), vec![(PD_TIMER_IRQ, 1)]);
+    assert_eq!(k.pds.iter().map(|pd| pd.owns_physical_timer).collect::<Vec<_>>(), vec![false, true, false]);
+    assert_eq!(k.schedule(&mut p), Some(1));
+    recv(&mut k, &mut p, 1);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    // Its interrupt goes to the driver like any other device's, masked until acked.
+    k.interrupt(&mut p, PD_TIMER_IRQ);
+    assert_eq!(p.irq_enabled, vec![(PD_TIMER_IRQ, false)]);
+    assert_eq!(k.schedule(&mut p), Some(1));
+    assert_eq!(x(&k, 1, 1), 1 << 3);
 }
 
 #[test]
 fn descriptions_claiming_kernel_or_shared_irqs_are_refused() {
     let mut a = spec(1);
-    a.irqs = vec![(30, 1)];
+    a.irqs = vec![(KERNEL_TIMER_IRQ, 1)];
     let mut b = Builder::new();
     let name = b.add_string("a");
-    b.irqs.push(Irq { irq: 30, channel_id: 1, trigger: Trigger::Level });
+    b.irqs.push(Irq { irq: KERNEL_TIMER_IRQ, channel_id: 1, trigger: Trigger::Level });
     b.pds.push(ProtectionDomain {
         name,
         priority: a.priority,
@@ -396,7 +416,10 @@ fn descriptions_claiming_kernel_or_shared_irqs_are_refused() {
         release_time: Box::leak(vec![0u64; 1].into_boxed_slice()),
         irq_owner: Box::leak(vec![None; MAX_IRQS].into_boxed_slice()),
     };
-    assert!(matches!(Kernel::new(storage, &info, 1_000_000, 30), Err(BuildError::BadIrq(30))));
+    assert!(matches!(
+        Kernel::new(storage, &info, 1_000_000, KERNEL_TIMER_IRQ),
+        Err(BuildError::BadIrq(KERNEL_TIMER_IRQ))
+    ));
 }
 
 #[test]

@@ -88,7 +88,7 @@ impl Tenant {
 
 struct Virtualiser {
     driver: Channel,
-    /// The virtual timer's IRQ, which serves tenants' deadlines (None: tenants get no timer).
+    /// The physical timer's IRQ (30), which serves tenants' deadlines (None: tenants get no timer).
     timer: Option<Channel>,
     ack_timer: bool,
     /// The deadline the timer is armed for (`u64::MAX`: disarmed).
@@ -119,24 +119,25 @@ struct Virtualiser {
 /// Frames between two statistics lines.
 const STATS_EVERY: u64 = 1 << 14;
 
-/// Arms the virtual timer for counter value `deadline`, or disarms it (`u64::MAX`).
+/// Arms the EL1 physical timer for counter value `deadline`, or disarms it (`u64::MAX`).
 fn arm_timer(deadline: u64) {
-    // SAFETY: the kernel lets the PD that owns the virtual timer's IRQ (27) program CNTV from
+    // SAFETY: the kernel lets the PD that owns the physical timer's IRQ (30) program CNTP from
     // EL0; the registers affect nothing but that timer.
     unsafe {
         if deadline == u64::MAX {
-            core::arch::asm!("msr cntv_ctl_el0, {off}", "isb", off = in(reg) 0u64);
+            core::arch::asm!("msr cntp_ctl_el0, {off}", "isb", off = in(reg) 0u64);
         } else {
-            core::arch::asm!("msr cntv_cval_el0, {d}", "msr cntv_ctl_el0, {on}", "isb", d = in(reg) deadline, on = in(reg) 1u64);
+            core::arch::asm!("msr cntp_cval_el0, {d}", "msr cntp_ctl_el0, {on}", "isb", d = in(reg) deadline, on = in(reg) 1u64);
         }
     }
 }
 
-/// The virtual counter (readable at EL0).
+/// The physical counter, which the timer compares against (readable at EL0; CNTVOFF is 0, so
+/// tenants reading the virtual counter see the same ticks).
 fn counter() -> u64 {
     let ticks: u64;
-    // SAFETY: reading CNTVCT_EL0 has no side effects; the kernel lets every PD read it.
-    unsafe { core::arch::asm!("isb", "mrs {}, cntvct_el0", out(reg) ticks) };
+    // SAFETY: reading CNTPCT_EL0 has no side effects; the kernel lets every PD read it.
+    unsafe { core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) ticks) };
     ticks
 }
 
