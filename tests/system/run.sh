@@ -12,7 +12,7 @@
 # QEMU must exit by itself (the test powers the machine off). NAME/qemu-args, if present, holds
 # extra QEMU arguments (e.g. `-icount shift=0` for benchmarks).
 #
-# Environment: CPU, GIC, EL2 (passed to qemu/run.sh), TIMEOUT (seconds per test, default 30),
+# Environment: CPU, GIC, EL2, NET (default none) (passed to qemu/run.sh), TIMEOUT (seconds per test, default 30),
 # SKIP_BUILD=1 (test the programs already in build/elf/),
 # MATRIX=1 runs every test on each of cortex-a53/GICv2/EL1, cortex-a72/GICv3/EL2 and max/GICv3/EL1.
 set -uo pipefail
@@ -20,6 +20,8 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 timeout_s=${TIMEOUT:-30}
+# Kernel tests need no NIC, and without one they forward no host ports that could be busy.
+export NET=${NET:-none}
 target=aarch64-unknown-none
 out=build
 mkdir -p "$out/elf"
