@@ -11,6 +11,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod arch;
+mod fwp;
 mod hw;
 mod loader;
 mod memory;
@@ -37,6 +38,10 @@ struct State {
     /// Whether EL0 may program the physical timer (CNTKCTL_EL1.EL0PTEN) right now.
     physical_timer_access: bool,
     fp: LazyFp,
+    /// Frames and tables (forks allocate from here, destroys free into it).
+    mem: memory::Memory,
+    /// Featherweight-process books: templates, fork grants, live instances.
+    instances: edgeos_kernel_core::fwp::Instances<'static>,
 }
 
 struct Global(UnsafeCell<Option<State>>);
@@ -107,6 +112,14 @@ extern "C" fn kmain(_dtb: u64, entered_el2: u64) -> ! {
             arch::psci::system_off();
         }
     };
+    let instances = match loader::instances(&info, &mut mem) {
+        Ok(i) => i,
+        Err(e) => {
+            println!("edgeos: cannot build the system: {e}");
+            println!("EDGEOS-TEST: FAIL (boot)");
+            arch::psci::system_off();
+        }
+    };
     for (irq, _) in kernel.owned_irqs() {
         let edge = (0..info.irq_count()).any(|i| info.irq(i).irq == irq && info.irq(i).trigger == bootinfo::Trigger::Edge);
         arch::gic::configure(irq, edge);
@@ -115,11 +128,16 @@ extern "C" fn kmain(_dtb: u64, entered_el2: u64) -> ! {
     }
     arch::gic::configure(arch::timer::KERNEL_TIMER_IRQ, false);
     arch::gic::set_enabled(arch::timer::KERNEL_TIMER_IRQ, true);
-    println!(
-        "edgeos: {} protection domains, {} KiB free",
-        info.pd_count(),
-        mem.frames.free_frames() * 4
-    );
+    if info.template_count() == 0 {
+        println!("edgeos: {} protection domains, {} KiB free", info.pd_count(), mem.frames.free_frames() * 4);
+    } else {
+        println!(
+            "edgeos: {} protection domains, {} templates, {} KiB free",
+            info.pd_count(),
+            info.template_count(),
+            mem.frames.free_frames() * 4
+        );
+    }
 
     // SAFETY: see Global; boot is single-threaded and no reference to the state exists yet.
     unsafe {
@@ -130,6 +148,8 @@ extern "C" fn kmain(_dtb: u64, entered_el2: u64) -> ! {
             installed: NIL,
             physical_timer_access: false,
             fp: LazyFp::new(),
+            mem,
+            instances,
         })
     };
     arch::mmu::enable_user_translation();
@@ -219,6 +239,14 @@ extern "C" fn handle_user_sync(ctx: *mut UserContext) -> *mut UserContext {
 #[inline(never)]
 fn syscall(s: &mut State, ctx: *mut UserContext) -> *mut UserContext {
     let pd = current(s);
+    let number = s.kernel.pd(pd).ctx.x[8];
+    if (edgeos_kernel_abi::sys::FORK..=edgeos_kernel_abi::sys::DEBUG_FREE_FRAMES).contains(&number) {
+        return match fwp::syscall(s, pd, number) {
+            Next::Resume => ctx,
+            Next::Switch(next) => switch_to(s, next),
+            Next::Schedule => next_context(s),
+        };
+    }
     match s.kernel.syscall(&mut s.hw, pd) {
         Next::Resume => ctx,
         Next::Switch(next) => switch_to(s, next),

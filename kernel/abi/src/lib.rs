@@ -40,7 +40,21 @@ pub mod sys {
     /// Debug builds only: reads the kernel's instruction-count-friendly clock (counter ticks) and
     /// its frequency: `x0` = now, `x1` = ticks per second.
     pub const DEBUG_TIME: u64 = 9;
+    /// Forks an instance of the template the caller names by fork handle `x0` (its `<fork id>`).
+    /// Returns `x0` = error, `x1` = the instance id (0..max_instances).
+    pub const FORK: u64 = 10;
+    /// Destroys instance `x1` of fork handle `x0`: every frame and table it owned is freed.
+    pub const DESTROY: u64 = 11;
+    /// Protected call to instance `x1` of fork handle `x0` with message info `x2` (MRs in the IPC
+    /// buffer), as [`PP_CALL`]: the instance receives it on its channel-array id (0 if none).
+    pub const INSTANCE_CALL: u64 = 12;
+    /// Debug builds only: `x0` = 0, `x1` = the kernel's free frames (4 KiB each).
+    pub const DEBUG_FREE_FRAMES: u64 = 13;
 }
+
+/// Bit of a fault event's badge that marks a featherweight instance's fault: the badge is then
+/// `INSTANCE_FAULT | handle << 32 | instance id`.
+pub const INSTANCE_FAULT: u64 = 1 << 63;
 
 /// Why the kernel refused a call. Returned as `Error as u64`; 0 means success.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +74,10 @@ pub enum Error {
     InvalidState = 6,
     /// A message is longer than the IPC buffer holds.
     MessageTooLong = 7,
+    /// A fork over the grant's `max_instances` or memory quota.
+    QuotaExceeded = 8,
+    /// The kernel ran out of memory.
+    OutOfMemory = 9,
 }
 
 impl Error {
@@ -73,6 +91,8 @@ impl Error {
             5 => Error::InvalidChild,
             6 => Error::InvalidState,
             7 => Error::MessageTooLong,
+            8 => Error::QuotaExceeded,
+            9 => Error::OutOfMemory,
             _ => return None,
         })
     }
@@ -88,6 +108,8 @@ impl core::fmt::Display for Error {
             Error::InvalidChild => "no such child",
             Error::InvalidState => "not valid in this state",
             Error::MessageTooLong => "message too long",
+            Error::QuotaExceeded => "over the fork quota",
+            Error::OutOfMemory => "out of kernel memory",
         })
     }
 }

@@ -61,6 +61,17 @@ impl LazyFp {
     }
 }
 
+impl LazyFp {
+    /// `pd` is gone (a destroyed instance; its slot may be reused): if it owned the registers,
+    /// nobody does now (their contents are dropped, never saved into the slot). The hardware
+    /// access setting is left for the next `on_resume` to correct.
+    pub fn forget(&mut self, pd: PdId) {
+        if self.owner == pd {
+            self.owner = NIL;
+        }
+    }
+}
+
 impl Default for LazyFp {
     fn default() -> Self {
         Self::new()
@@ -90,5 +101,9 @@ mod tests {
         assert_eq!(fp.on_resume(1), Some(true));
         // A trap by the owner (cannot happen while enabled, but harmless): nothing to move.
         assert_eq!(fp.on_trap(1), None);
+        // The owner is destroyed and its slot reused: the new PD must trap and load its own.
+        fp.forget(1);
+        assert_eq!(fp.on_resume(1), Some(false));
+        assert_eq!(fp.on_trap(1), Some(FpSwitch { save: None, load: 1 }));
     }
 }

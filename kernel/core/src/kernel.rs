@@ -164,6 +164,10 @@ pub struct Pd {
     ep_next: u32,
     pub parent: Option<PdId>,
     pub child_id: u8,
+    /// A featherweight instance: its parent's fork handle for its template ([`NOT_INSTANCE`]
+    /// for every other PD) and its instance id (see [`Pd::fault_badge`]).
+    pub instance_handle: u8,
+    pub instance_id: u16,
     pub grants: GrantTable,
     /// Child id -> PD, [`NO_CHILD`] where none.
     pub children: [u32; CHANNEL_IDS],
@@ -176,7 +180,21 @@ pub struct Pd {
     pub owns_physical_timer: bool,
 }
 
+/// [`Pd::instance_handle`] of a PD that is not a featherweight instance.
+pub const NOT_INSTANCE: u8 = u8::MAX;
+
 impl Pd {
+    /// The badge of this PD's fault event at its parent: its child id, or for a featherweight
+    /// instance [`edgeos_kernel_abi::INSTANCE_FAULT`] | handle << 32 | instance id.
+    #[inline]
+    pub fn fault_badge(&self) -> u64 {
+        if self.instance_handle == NOT_INSTANCE {
+            self.child_id as u64
+        } else {
+            edgeos_kernel_abi::INSTANCE_FAULT | (self.instance_handle as u64) << 32 | self.instance_id as u64
+        }
+    }
+
     /// A PD that has not been set up (placeholder for storage).
     pub const EMPTY: Pd = Pd {
         ctx: UserContext::new(0, 0),
@@ -196,6 +214,8 @@ impl Pd {
         ep_next: NIL,
         parent: None,
         child_id: 0,
+        instance_handle: NOT_INSTANCE,
+        instance_id: 0,
         grants: [Grant::None; CHANNEL_IDS],
         children: [NO_CHILD; CHANNEL_IDS],
         root: 0,
@@ -303,11 +323,17 @@ impl<'a> Kernel<'a> {
     pub fn new(storage: Storage<'a>, info: &BootInfo, frequency: u64, kernel_irq: u32) -> Result<Self, BuildError> {
         let n = info.pd_count();
         let Storage { pds, run_links, release_heap, release_pos, release_time, irq_owner } = storage;
-        if pds.len() != n || run_links.len() != n || release_heap.len() != n || irq_owner.len() != MAX_IRQS {
+        // Slots past the description's PDs (templates, then featherweight instances) start empty
+        // and stopped; the arch layer fills them (`init_template`, `start_instance`).
+        let slots = pds.len();
+        if slots < n || run_links.len() != slots || release_heap.len() != slots || irq_owner.len() != MAX_IRQS {
             return Err(BuildError::StorageSize);
         }
         irq_owner.fill(None);
-        for (i, pd) in pds.iter_mut().enumerate() {
+        for pd in pds[n..].iter_mut() {
+            *pd = Pd::EMPTY;
+        }
+        for (i, pd) in pds[..n].iter_mut().enumerate() {
             let d = info.pd(i);
             let budget = us_to_ticks(d.budget_us, frequency);
             let period = us_to_ticks(d.period_us, frequency).max(budget);
@@ -373,7 +399,7 @@ impl<'a> Kernel<'a> {
             }
         }
         let mut runq = RunQueues::new(run_links);
-        for (i, pd) in pds.iter().enumerate() {
+        for (i, pd) in pds[..n].iter().enumerate() {
             runq.push_back(i as u32, pd.priority);
         }
         // (No PD runs yet: all are queued, and the first schedule takes the highest.)
@@ -902,9 +928,9 @@ impl<'a> Kernel<'a> {
     /// `server` takes `client`'s call or fault.
     fn accept(&mut self, plat: &mut impl Platform, server: PdId, client: PdId) {
         // Only the fields needed: a Pd is kilobytes, never copy it whole on the IPC path.
-        let (state, call_info, call_badge, child_id, fault, client_sc) = {
+        let (state, call_info, call_badge, fault_badge, fault, client_sc) = {
             let c = self.pd(client);
-            (c.state, c.call_info, c.call_badge, c.child_id, c.fault, c.running_sc)
+            (c.state, c.call_info, c.call_badge, c.fault_badge(), c.fault, c.running_sc)
         };
         let (event, badge, info) = match state {
             State::Calling { .. } => {
@@ -924,7 +950,7 @@ impl<'a> Kernel<'a> {
                 });
                 plat.write_mrs(self.pd(server), &fault.message());
                 self.pd_mut(client).state = State::FaultDelivered { parent: server };
-                (Event::Fault, child_id as u64, MessageInfo::new(fault.kind as u64, fault_mr::COUNT))
+                (Event::Fault, fault_badge, MessageInfo::new(fault.kind as u64, fault_mr::COUNT))
             }
             _ => return,
         };
@@ -999,6 +1025,103 @@ impl<'a> Kernel<'a> {
         }
     }
 
+    // ---------------------------------------------------------------- featherweight processes
+
+    /// Sets up slot `slot` (past the description's PDs) as a template: it runs its `init` like a
+    /// root PD with no grants, so its first wait blocks for good (the checkpoint, see
+    /// [`Kernel::checkpoint_reached`]).
+    pub fn init_template(&mut self, slot: PdId, priority: u8, budget: u64, period: u64, entry: u64, stack_top: u64) {
+        assert!((slot as usize) < self.pds.len());
+        let pd = &mut self.pds[slot as usize];
+        *pd = Pd::EMPTY;
+        pd.ctx = UserContext::new(entry, stack_top);
+        pd.state = State::Ready;
+        pd.priority = priority;
+        let period = period.max(budget);
+        pd.sc = SchedContext { budget, period, remaining: budget, period_start: 0, holder: slot, throttled: false };
+        pd.running_sc = Some(slot);
+        self.runq.push_back(slot, priority);
+    }
+
+    /// True once template `slot` waits in its first RECV: its registers and memory are the
+    /// checkpoint every instance resumes from (nothing can wake it: it has no grants).
+    pub fn checkpoint_reached(&self, slot: PdId) -> bool {
+        self.pds.get(slot as usize).is_some_and(|p| p.state == State::Receiving)
+    }
+
+    /// Makes slot `slot` an instance of template `template` (which reached its checkpoint): it
+    /// waits in RECV with the template's registers, so the first event it receives returns from
+    /// the template's first wait. Its faults go to `parent` (which forked it with fork handle
+    /// `handle`, as instance `id`). Address space,
+    /// ASID and IPC buffer are the arch layer's (set before it runs).
+    pub fn start_instance(&mut self, slot: PdId, template: PdId, parent: PdId, handle: u8, id: u16) {
+        assert!((slot as usize) < self.pds.len() && (template as usize) < self.pds.len() && (parent as usize) < self.pds.len());
+        let t = &self.pds[template as usize];
+        let (ctx, priority, passive, budget, period) = (t.ctx, t.priority, t.passive, t.sc.budget, t.sc.period);
+        let pd = &mut self.pds[slot as usize];
+        *pd = Pd::EMPTY;
+        pd.ctx = ctx;
+        pd.state = State::Receiving;
+        pd.priority = priority;
+        pd.passive = passive;
+        pd.sc = SchedContext { budget, period, remaining: budget, period_start: 0, holder: slot, throttled: false };
+        pd.running_sc = if passive { None } else { Some(slot) };
+        pd.parent = Some(parent);
+        pd.instance_handle = handle;
+        pd.instance_id = id;
+    }
+
+    /// Takes instance `slot` out of every queue and call it is part of and leaves the slot
+    /// empty. The caller (its parent, running) cannot be waiting on it.
+    pub fn kill_instance(&mut self, slot: PdId) {
+        assert!((slot as usize) < self.pds.len());
+        self.detach(slot);
+        if self.releases.contains(slot) {
+            self.releases.remove(slot);
+        }
+        // A client blocked on its endpoint (or awaiting its reply) gets an error back.
+        loop {
+            let head = self.pd(slot).ep_head;
+            if head == NIL {
+                break;
+            }
+            self.pop_endpoint(slot);
+            self.fail_call(head);
+        }
+        if let Some(client) = self.pd(slot).serving {
+            if self.pd(client).state == (State::AwaitingReply { server: slot }) {
+                self.fail_call(client);
+            }
+        }
+        if self.current_sc == Some(slot) {
+            self.current_sc = None;
+        }
+        *self.pd_mut(slot) = Pd::EMPTY;
+    }
+
+    fn fail_call(&mut self, client: PdId) {
+        let c = self.pd_mut(client);
+        if matches!(c.state, State::Calling { .. } | State::AwaitingReply { .. }) {
+            c.ctx.x[0] = Error::InvalidState as u64;
+            c.ctx.x[1] = 0;
+            c.running_sc = Some(client);
+            c.sc.holder = client;
+            self.make_ready(client);
+        }
+    }
+
+    /// A protected call from `pd` (running) to instance `server`, arriving with badge `badge`
+    /// (the instance's channel id); the caller blocks until the reply.
+    pub fn call_instance(&mut self, plat: &mut impl Platform, pd: PdId, server: PdId, badge: u8, info: MessageInfo) -> Next {
+        let caller = self.pd_mut(pd);
+        caller.call_info = info;
+        caller.call_badge = badge;
+        caller.state = State::Calling { server };
+        self.runq.remove(pd);
+        self.send_to_endpoint(plat, server, pd);
+        Next::Schedule
+    }
+
     // ---------------------------------------------------------------- children
 
     fn child(&self, parent: PdId, id: u64) -> Result<PdId, Error> {
@@ -1067,6 +1190,16 @@ impl<'a> Kernel<'a> {
     pub fn fault(&mut self, plat: &mut impl Platform, pd: PdId, info: FaultInfo) {
         assert!((pd as usize) < self.pds.len(), "fault of PD {pd}, which does not exist");
         self.runq.remove(pd);
+        // A featherweight instance that faults while serving a call fails the call (its parent,
+        // the only caller, must get back to its event loop to hear of the fault).
+        if self.pd(pd).instance_handle != NOT_INSTANCE {
+            if let Some(client) = self.pd(pd).serving {
+                if self.pd(client).state == (State::AwaitingReply { server: pd }) {
+                    self.pd_mut(pd).serving = None;
+                    self.fail_call(client);
+                }
+            }
+        }
         let p = self.pd_mut(pd);
         p.fault = Some(info);
         match p.parent {

@@ -2,6 +2,7 @@
 //! tested on the host with `cargo test`.
 //!
 //! - [`frames`]: the physical frame allocator;
+//! - [`fwp`]: featherweight-process bookkeeping (instance ids, slots, quotas);
 //! - [`fpu`]: lazy FP/SIMD switching (who owns the registers);
 //! - [`pagetable`]: building aarch64 stage-1 translation tables for PD address spaces;
 //! - [`asid`]: address-space ids with generations;
@@ -22,6 +23,7 @@ pub mod asid;
 pub mod context;
 pub mod fpu;
 pub mod frames;
+pub mod fwp;
 pub mod grants;
 pub mod kernel;
 pub mod pagetable;

@@ -200,6 +200,107 @@ pub fn lookup(mem: &mut impl TableMemory, root: u64, va: u64) -> Option<Leaf> {
     None
 }
 
+/// Tears an address space down: calls `leaf(mem, va, leaf)` for every page or block mapped
+/// under `root`, then `table(mem, paddr)` for every table (root last), bottom up. The tables
+/// must not be used again (freeing them is the callback's business).
+pub fn teardown<M: TableMemory>(mem: &mut M, root: u64, leaf: &mut impl FnMut(&mut M, u64, Leaf), table: &mut impl FnMut(&mut M, u64)) {
+    walk(mem, root, 1, 0, leaf, table);
+}
+
+fn walk<M: TableMemory>(mem: &mut M, t: u64, level: u32, base: u64, leaf: &mut impl FnMut(&mut M, u64, Leaf), table: &mut impl FnMut(&mut M, u64)) {
+    let span = 1u64 << (39 - 9 * level);
+    for i in 0..ENTRIES {
+        let d = mem.table(t)[i];
+        if d & VALID == 0 {
+            continue;
+        }
+        let va = base + i as u64 * span;
+        if level < 3 && d & TABLE_OR_PAGE != 0 {
+            walk(mem, d & ADDRESS_MASK, level + 1, va, leaf, table);
+        } else if level >= 2 {
+            let size = if level == 3 { PageSize::Small } else { PageSize::Large };
+            leaf(mem, va, Leaf { paddr: d & ADDRESS_MASK & !(size.bytes() - 1), size, attrs: decode_attrs(d) });
+        }
+    }
+    table(mem, t);
+}
+
+/// Tears down an address space whose mappings all lie in `ranges` (`[start, end)` pairs; they
+/// may overlap), visiting only those entries: `leaf(mem, va, leaf)` for each page or block,
+/// then `table(mem, paddr)` for each table, root last. Cost is proportional to what is mapped,
+/// where [`teardown`] scans all 512 entries of every table. Entries are cleared as they are
+/// reported, so each leaf and table is reported once.
+pub fn teardown_ranges<M: TableMemory>(
+    mem: &mut M,
+    root: u64,
+    ranges: &[(u64, u64)],
+    leaf: &mut impl FnMut(&mut M, u64, Leaf),
+    table: &mut impl FnMut(&mut M, u64),
+) {
+    const GIB: u64 = 1 << 30;
+    let clip = |&(start, end): &(u64, u64)| (start & !(PAGE_SIZE - 1), end.min(USER_TOP));
+    // Leaves.
+    for r in ranges {
+        let (mut va, end) = clip(r);
+        while va < end {
+            let d1 = mem.table(root)[index(va, 1)];
+            if d1 & VALID == 0 || d1 & TABLE_OR_PAGE == 0 {
+                va = (va | (GIB - 1)) + 1;
+                continue;
+            }
+            let l2 = d1 & ADDRESS_MASK;
+            let d2 = mem.table(l2)[index(va, 2)];
+            if d2 & VALID == 0 {
+                va = (va | (LARGE_PAGE_SIZE - 1)) + 1;
+                continue;
+            }
+            if d2 & TABLE_OR_PAGE == 0 {
+                mem.table(l2)[index(va, 2)] = 0;
+                let l = Leaf { paddr: d2 & ADDRESS_MASK & !(LARGE_PAGE_SIZE - 1), size: PageSize::Large, attrs: decode_attrs(d2) };
+                leaf(mem, va & !(LARGE_PAGE_SIZE - 1), l);
+                va = (va | (LARGE_PAGE_SIZE - 1)) + 1;
+                continue;
+            }
+            let l3 = d2 & ADDRESS_MASK;
+            let i3 = index(va, 3);
+            let d3 = mem.table(l3)[i3];
+            if d3 & VALID != 0 {
+                mem.table(l3)[i3] = 0;
+                leaf(mem, va, Leaf { paddr: d3 & ADDRESS_MASK, size: PageSize::Small, attrs: decode_attrs(d3) });
+            }
+            va += PAGE_SIZE;
+        }
+    }
+    // Level-3 tables, then level-2 tables, then the root.
+    for r in ranges {
+        let (mut va, end) = clip(r);
+        while va < end {
+            let d1 = mem.table(root)[index(va, 1)];
+            if d1 & VALID != 0 && d1 & TABLE_OR_PAGE != 0 {
+                let l2 = d1 & ADDRESS_MASK;
+                let d2 = mem.table(l2)[index(va, 2)];
+                if d2 & VALID != 0 && d2 & TABLE_OR_PAGE != 0 {
+                    mem.table(l2)[index(va, 2)] = 0;
+                    table(mem, d2 & ADDRESS_MASK);
+                }
+            }
+            va = (va | (LARGE_PAGE_SIZE - 1)) + 1;
+        }
+    }
+    for r in ranges {
+        let (mut va, end) = clip(r);
+        while va < end {
+            let d1 = mem.table(root)[index(va, 1)];
+            if d1 & VALID != 0 && d1 & TABLE_OR_PAGE != 0 {
+                mem.table(root)[index(va, 1)] = 0;
+                table(mem, d1 & ADDRESS_MASK);
+            }
+            va = (va | (GIB - 1)) + 1;
+        }
+    }
+    table(mem, root);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +374,64 @@ mod tests {
         let mut tiny = FakeMemory::new(1);
         let root = new_root(&mut tiny).unwrap();
         assert_eq!(map(&mut tiny, root, 0, 0, PageSize::Small, RO), Err(MapError::OutOfMemory));
+    }
+
+    #[test]
+    fn teardown_visits_every_leaf_and_table() {
+        let mut m = FakeMemory::new(100);
+        let root = new_root(&mut m).unwrap();
+        map(&mut m, root, 0x20_0000, 0x4100_0000, PageSize::Small, RX).unwrap();
+        map(&mut m, root, 0x20_1000, 0x4100_5000, PageSize::Small, RW).unwrap();
+        map(&mut m, root, 0x4000_0000, 0x4200_0000, PageSize::Large, RO).unwrap();
+        map(&mut m, root, 0x7f_ffff_f000, 0x4300_0000, PageSize::Small, RW).unwrap();
+        let mut leaves = std::vec::Vec::new();
+        let mut tables = std::vec::Vec::new();
+        teardown(&mut m, root, &mut |_, va, l| leaves.push((va, l.paddr, l.size)), &mut |_, t| tables.push(t));
+        assert_eq!(
+            leaves,
+            [
+                (0x20_0000, 0x4100_0000, PageSize::Small),
+                (0x20_1000, 0x4100_5000, PageSize::Small),
+                (0x4000_0000, 0x4200_0000, PageSize::Large),
+                (0x7f_ffff_f000, 0x4300_0000, PageSize::Small)
+            ]
+        );
+        assert_eq!(tables.len(), m.tables.len());
+        assert_eq!(*tables.last().unwrap(), root);
+        let mut sorted = tables.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), tables.len(), "each table once");
+    }
+
+    #[test]
+    fn teardown_by_ranges_matches_the_full_walk() {
+        let build = |m: &mut FakeMemory| {
+            let root = new_root(m).unwrap();
+            map(m, root, 0x20_0000, 0x4100_0000, PageSize::Small, RX).unwrap();
+            map(m, root, 0x20_1000, 0x4100_5000, PageSize::Small, RW).unwrap();
+            map(m, root, 0x3f_e000, 0x4100_6000, PageSize::Small, RW).unwrap(); // next L3 table
+            map(m, root, 0x4000_0000, 0x4200_0000, PageSize::Large, RO).unwrap();
+            map(m, root, 0x7f_ffff_f000, 0x4300_0000, PageSize::Small, RW).unwrap();
+            root
+        };
+        let mut m = FakeMemory::new(100);
+        let root = build(&mut m);
+        let (mut full_leaves, mut full_tables) = (std::vec::Vec::new(), std::vec::Vec::new());
+        teardown(&mut m, root, &mut |_, va, l| full_leaves.push((va, l.paddr)), &mut |_, t| full_tables.push(t));
+        let mut m = FakeMemory::new(100);
+        let root = build(&mut m);
+        let (mut leaves, mut tables) = (std::vec::Vec::new(), std::vec::Vec::new());
+        // Overlapping ranges, unmapped holes, one past the top of the address space.
+        let ranges = [(0x20_0000, 0x20_2000), (0x20_1000, 0x40_0000), (0x4000_0000, 0x4020_0000), (0x7f_ffff_0000, u64::MAX)];
+        teardown_ranges(&mut m, root, &ranges, &mut |_, va, l| leaves.push((va, l.paddr)), &mut |_, t| tables.push(t));
+        leaves.sort();
+        full_leaves.sort();
+        assert_eq!(leaves, full_leaves);
+        assert_eq!(*tables.last().unwrap(), root);
+        tables.sort();
+        full_tables.sort();
+        assert_eq!(tables, full_tables, "every table once");
     }
 
     #[test]

@@ -70,6 +70,13 @@ pub fn flush_all_user() {
     unsafe { asm!("dsb ishst", "tlbi vmalle1is", "dsb ish", "isb", options(nostack, preserves_flags)) }
 }
 
+/// Invalidates every TLB entry of one ASID (a destroyed instance's, before its slot is reused).
+pub fn flush_asid(asid: u16) {
+    let arg = (asid as u64) << 48;
+    // SAFETY: TLB maintenance only drops cached translations.
+    unsafe { asm!("dsb ishst", "tlbi aside1is, {}", "dsb ish", "isb", in(reg) arg, options(nostack, preserves_flags)) }
+}
+
 /// Makes instructions written through the direct map visible to instruction fetch at their user
 /// address (the data cache is cleaned to the point of unification, the instruction cache
 /// invalidated).

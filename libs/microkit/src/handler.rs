@@ -3,6 +3,7 @@
 use core::fmt;
 
 use crate::channel::{Channel, ChannelSet, Child};
+use crate::fwp::{Fork, Instance};
 use crate::defer::{DeferredAction, DeferredActionInterface};
 use crate::message::MessageInfo;
 use crate::symbols::{name_for_messages, pd_irqs, pd_notifications};
@@ -36,6 +37,18 @@ pub trait Handler {
             "PD '{}' has no `fault` handler but child {} faulted: {:?}",
             name_for_messages(),
             child.index(),
+            msg_info.fault()
+        )
+    }
+
+    /// Instance `instance` of fork grant `fork` faulted (EdgeOS featherweight processes). It
+    /// stays stopped; the usual answer is `fork.destroy(instance)`.
+    fn instance_fault(&mut self, fork: Fork, instance: Instance, msg_info: MessageInfo) -> Result<(), Self::Error> {
+        panic!(
+            "PD '{}' has no `instance_fault` handler but instance {} of fork {} faulted: {:?}",
+            name_for_messages(),
+            instance.index(),
+            fork.index(),
             msg_info.fault()
         )
     }
@@ -80,6 +93,10 @@ pub trait Handler {
                 Some(Event::Notification) => self.notified(ChannelSet(r.badge))?,
                 Some(Event::ProtectedCall) => {
                     reply = Some(self.protected(Channel::from_kernel(r.badge), MessageInfo::from_inner(r.info))?);
+                }
+                Some(Event::Fault) if r.badge & sys::INSTANCE_FAULT != 0 => {
+                    let fork = Fork::new(((r.badge >> 32) & 0xff) as usize);
+                    self.instance_fault(fork, Instance::new(r.badge as u32), MessageInfo::from_inner(r.info))?;
                 }
                 Some(Event::Fault) => {
                     reply = self.fault(Child::new(r.badge as usize), MessageInfo::from_inner(r.info))?;

@@ -4,7 +4,7 @@
 
 use core::arch::asm;
 
-pub use edgeos_kernel_abi::{sys as number, DeferredKind, Error, Event, IpcBuffer, MessageInfo as RawMessageInfo, RECV_REPLY};
+pub use edgeos_kernel_abi::{sys as number, DeferredKind, Error, Event, IpcBuffer, MessageInfo as RawMessageInfo, INSTANCE_FAULT, RECV_REPLY};
 
 /// A non-zero result code as an error (out of line: refusals are rare, and the event loop and
 /// protected calls stay short without the decoding).
@@ -129,6 +129,39 @@ pub fn debug_shutdown() {
 /// The kernel's counter and its frequency.
 pub fn debug_time() -> (u64, u64) {
     call2(number::DEBUG_TIME, 0, 0)
+}
+
+#[inline(always)]
+fn call3(n: u64, a0: u64, a1: u64, a2: u64) -> (u64, u64) {
+    let (r0, r1);
+    // SAFETY: as in call2.
+    unsafe {
+        asm!("svc #0", inlateout("x0") a0 => r0, inlateout("x1") a1 => r1, inlateout("x2") a2 => _, in("x8") n,
+             lateout("x3") _, lateout("x4") _, options(nostack));
+    }
+    (r0, r1)
+}
+
+/// Forks an instance of the template of fork handle `handle`; returns its id.
+pub fn fork(handle: u64) -> Result<u64, Error> {
+    let (r0, r1) = call2(number::FORK, handle, 0);
+    result(r0).map(|()| r1)
+}
+
+/// Destroys instance `id` of fork handle `handle`.
+pub fn destroy(handle: u64, id: u64) -> Result<(), Error> {
+    result(call2(number::DESTROY, handle, id).0)
+}
+
+/// Protected call to instance `id` of fork handle `handle`; returns the reply's message info.
+pub fn instance_call(handle: u64, id: u64, info: RawMessageInfo) -> Result<RawMessageInfo, Error> {
+    let (r0, r1) = call3(number::INSTANCE_CALL, handle, id, info.0);
+    result(r0).map(|()| RawMessageInfo(r1))
+}
+
+/// Debug builds of the kernel: free 4 KiB frames.
+pub fn debug_free_frames() -> u64 {
+    call2(number::DEBUG_FREE_FRAMES, 0, 0).1
 }
 
 /// Makes system call `n` with two arguments and returns `x0` (for tests of the ABI itself).

@@ -83,6 +83,11 @@ fn spec(priority: u8) -> Spec {
 type ChannelSpec = (u32, u32, bool, bool, u32, u32, bool, bool);
 
 fn boot(pds: Vec<Spec>, channels: &[ChannelSpec]) -> (Kernel<'static>, FakePlatform) {
+    boot_with_slots(pds, channels, 0)
+}
+
+/// As `boot`, with `extra` PD slots past the description's (templates, instances).
+fn boot_with_slots(pds: Vec<Spec>, channels: &[ChannelSpec], extra: usize) -> (Kernel<'static>, FakePlatform) {
     let mut b = Builder::new();
     for (i, s) in pds.iter().enumerate() {
         let name = b.add_string(&std::format!("pd{i}"));
@@ -116,7 +121,7 @@ fn boot(pds: Vec<Spec>, channels: &[ChannelSpec]) -> (Kernel<'static>, FakePlatf
     }
     let blob: &'static [u8] = Box::leak(b.finish(0x4800_0000).into_boxed_slice());
     let info = BootInfo::parse(blob).unwrap();
-    let n = pds.len();
+    let n = pds.len() + extra;
     let storage = Storage {
         pds: Box::leak(vec![Pd::EMPTY; n].into_boxed_slice()),
         run_links: Box::leak(vec![Link::UNQUEUED; n].into_boxed_slice()),
@@ -295,6 +300,55 @@ fn child_fault_goes_to_parent_which_restarts_it() {
     assert_eq!(k.pds[1].state, State::Ready);
     call(&mut k, &mut p, 1, sys::PD_STOP, &[4]);
     assert_eq!(x(&k, 1, 0), Error::InvalidChild as u64, "a child cannot stop its siblings or itself");
+}
+
+#[test]
+fn instances_resume_from_the_checkpoint_and_fault_to_their_holder() {
+    // PD 0 holds the fork grant; slot 1 is the template, slots 2 and 3 instances.
+    let (mut k, mut p) = boot_with_slots(vec![spec(50)], &[], 3);
+    assert_eq!(k.pds[2].state, State::Stopped, "instance slots start empty");
+    k.init_template(1, 100, 1000, 1000, 0x20_0000, 0x4000);
+    assert!(!k.checkpoint_reached(1));
+    assert_eq!(k.schedule(&mut p), Some(1), "the template runs its init first (higher priority)");
+    k.pds[1].ctx.pc = 0x20_0123; // where its first wait is
+    recv(&mut k, &mut p, 1);
+    assert!(k.checkpoint_reached(1));
+    assert_eq!(k.schedule(&mut p), Some(0));
+    k.start_instance(2, 1, 0, 3, 7);
+    k.start_instance(3, 1, 0, 3, 8);
+    let badge = edgeos_kernel_abi::INSTANCE_FAULT | 3 << 32 | 7;
+    k.pds[2].ipc_buffer = 3; // the arch layer's job (fake buffers are numbered from 1)
+    k.pds[3].ipc_buffer = 4;
+    assert_eq!((k.pds[2].state, k.pds[2].ctx.pc, k.pds[2].priority), (State::Receiving, 0x20_0123, 100));
+    // A call to instance 2 returns from the checkpoint's wait as a protected call.
+    assert_eq!(k.call_instance(&mut p, 0, 2, 0, MessageInfo::new(1, 0)), Next::Schedule);
+    assert_eq!(k.schedule(&mut p), Some(2));
+    assert_eq!(x(&k, 2, 0), Event::ProtectedCall as u64);
+    call(&mut k, &mut p, 2, sys::RECV, &[RECV_REPLY, MessageInfo::new(9, 0).0, 0, 0]);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    assert_eq!((x(&k, 0, 0), MessageInfo(x(&k, 0, 1)).label()), (0, 9));
+    // Instance 3 faults while serving a call: the call fails, the fault waits for the holder.
+    k.call_instance(&mut p, 0, 3, 0, MessageInfo::new(1, 0));
+    assert_eq!(k.schedule(&mut p), Some(3));
+    let fault = FaultInfo { kind: FaultKind::DataAbort, pc: 0x20_0040, address: 0x1234, syndrome: 0, is_write: false, sp: 0x10 };
+    k.fault(&mut p, 3, fault);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    assert_eq!(x(&k, 0, 0), Error::InvalidState as u64);
+    recv(&mut k, &mut p, 0);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    assert_eq!((x(&k, 0, 0), x(&k, 0, 1)), (Event::Fault as u64, badge + 1));
+    assert_eq!(k.pds[0].serving, Some(3));
+    // Destroying it clears the holder's fault; the slot is empty again.
+    k.kill_instance(3);
+    assert_eq!(k.pds[0].serving, None);
+    assert_eq!(k.pds[3].state, State::Stopped);
+    assert_eq!(k.pds[3].parent, None);
+    // A queued call to an instance that is killed fails rather than hanging.
+    k.pds[2].state = State::Ready; // busy: the call queues on its endpoint
+    k.call_instance(&mut p, 0, 2, 0, MessageInfo::new(1, 0));
+    assert_eq!(k.pds[0].state, State::Calling { server: 2 });
+    k.kill_instance(2);
+    assert_eq!((k.pds[0].state, x(&k, 0, 0)), (State::Ready, Error::InvalidState as u64));
 }
 
 #[test]

@@ -1,0 +1,245 @@
+//! Featherweight processes: the fork, destroy and instance-call system calls (the address-space
+//! work; the bookkeeping is `edgeos_kernel_core::fwp`, the scheduling state
+//! `Kernel::start_instance` / `kill_instance`).
+//!
+//! An instance's address space, built at fork from its template's (which is frozen at its
+//! checkpoint, its first wait, and never runs again):
+//! - read-only and executable pages (code, rodata) map the template's frames (shared);
+//! - writable pages (data, bss, heap, stack, IPC buffer) are fresh frames copied from the
+//!   template's frames, which *are* the snapshot (the template cannot change them any more);
+//! - instance regions get fresh zeroed frames; static regions are mapped as in the template.
+//!
+//! Destroy frees every leaf frame the template does not map at the same address (so shared
+//! code and static regions stay), then every table, visiting only the ranges the template's
+//! segments, stack and maps cover, and flushes the instance's ASID (slot `k`
+//! always uses ASID `k + 1`, so ASIDs are never shared between live address spaces).
+
+use bootinfo::layout::PAGE_SIZE;
+use bootinfo::TemplateRegion;
+use edgeos_kernel_abi::{Error, MessageInfo};
+use edgeos_kernel_core::asid::Asid;
+use edgeos_kernel_core::kernel::{Next, PdId, State as PdState};
+use edgeos_kernel_core::pagetable::{self, PageAttrs, PageSize};
+use edgeos_kernel_core::runqueue::NIL;
+
+use crate::memory::{self, Memory};
+use crate::{arch, State};
+
+/// System calls FORK, DESTROY, INSTANCE_CALL and DEBUG_FREE_FRAMES of `pd` (x8 = `number`).
+pub fn syscall(s: &mut State, pd: PdId, number: u64) -> Next {
+    let x = s.kernel.pd(pd).ctx.x;
+    let (r0, r1) = match number {
+        edgeos_kernel_abi::sys::FORK => match fork(s, pd, x[0]) {
+            Ok(id) => (0, id as u64),
+            Err(e) => (e as u64, 0),
+        },
+        edgeos_kernel_abi::sys::DESTROY => match destroy(s, pd, x[0], x[1]) {
+            Ok(()) => (0, 0),
+            Err(e) => (e as u64, 0),
+        },
+        edgeos_kernel_abi::sys::INSTANCE_CALL => match call_target(s, pd, x[0], x[1]) {
+            Ok((server, badge)) => return s.kernel.call_instance(&mut s.hw, pd, server, badge, MessageInfo(x[2])),
+            Err(e) => (e as u64, 0),
+        },
+        _ => (0, s.mem.frames.free_frames() as u64),
+    };
+    let c = &mut s.kernel.pd_mut(pd).ctx;
+    c.x[0] = r0;
+    c.x[1] = r1;
+    Next::Resume
+}
+
+fn template_of(s: &State, pd: PdId, handle: u64) -> Result<usize, Error> {
+    if handle >= edgeos_kernel_abi::CHANNEL_IDS as u64 {
+        return Err(Error::InvalidChannel);
+    }
+    s.instances.find(pd, handle).ok_or(Error::NotGranted)
+}
+
+fn call_target(s: &State, pd: PdId, handle: u64, id: u64) -> Result<(PdId, u8), Error> {
+    let t = template_of(s, pd, handle)?;
+    if !s.instances.is_live(t, id) {
+        return Err(Error::InvalidChild);
+    }
+    let server = s.instances.slot(t, id as u32);
+    // A faulted instance never answers: refuse rather than leave the caller blocked.
+    if matches!(s.kernel.pd(server).state, PdState::FaultSending { .. } | PdState::FaultDelivered { .. } | PdState::Stopped) {
+        return Err(Error::InvalidState);
+    }
+    // The instance's end of a channel array joining it to the caller, if any.
+    let index = s.instances.template(t).template_pd as usize - s.info.pd_count();
+    let badge = (0..s.info.channel_array_count())
+        .map(|a| s.info.channel_array(a))
+        .find(|a| a.template as usize == index && a.pd.pd == pd)
+        .map_or(0, |a| a.instance_id as u8);
+    Ok((server, badge))
+}
+
+fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
+    let t = template_of(s, holder, handle)?;
+    let tpl = *s.instances.template(t);
+    if !s.kernel.checkpoint_reached(tpl.template_pd) {
+        return Err(Error::InvalidState);
+    }
+    let id = s.instances.alloc(t)?;
+    let slot = s.instances.slot(t, id);
+    let asid = slot + 1;
+    if asid > (1u32 << arch::mmu::asid_bits()) - 1 {
+        s.instances.release(t, id);
+        return Err(Error::OutOfMemory);
+    }
+    let before = s.mem.frames.free_frames();
+    let troot = s.kernel.pd(tpl.template_pd).root;
+    let index = tpl.template_pd as usize - s.info.pd_count();
+    let built = build(&s.info, &mut s.mem, index, troot);
+    let used = (before - s.mem.frames.free_frames()) as u64 * PAGE_SIZE;
+    let (root, ipc) = match built {
+        Ok(r) => r,
+        Err(root) => {
+            if root != 0 {
+                teardown(&s.info, &mut s.mem, index, root, troot);
+            }
+            s.instances.release(t, id);
+            return Err(Error::OutOfMemory);
+        }
+    };
+    if let Err(e) = s.instances.charge(t, id, used) {
+        teardown(&s.info, &mut s.mem, index, root, troot);
+        s.instances.release(t, id);
+        return Err(e);
+    }
+    arch::mmu::table_write_barrier();
+    s.kernel.start_instance(slot, tpl.template_pd, holder, handle as u8, id as u16);
+    let p = s.kernel.pd_mut(slot);
+    p.root = root;
+    p.asid = Asid { id: asid as u16, generation: 0 };
+    p.ipc_buffer = arch::phys_to_virt(ipc);
+    Ok(id)
+}
+
+/// Builds the address space of an instance of template `index` (root table `troot`); returns
+/// the root and the IPC buffer's frame, or the root to tear down (0: none) on out of memory.
+fn build(info: &bootinfo::BootInfo<'static>, mem: &mut Memory, index: usize, troot: u64) -> Result<(u64, u64), u64> {
+    let d = info.template(index);
+    let root = pagetable::new_root(mem).ok_or(0u64)?;
+    let copy_page = |mem: &mut Memory, va: u64| -> Result<(), ()> {
+        let leaf = pagetable::lookup(mem, troot, va).ok_or(())?;
+        if !leaf.attrs.write {
+            return pagetable::map(mem, root, va, leaf.paddr, PageSize::Small, leaf.attrs).map_err(|_| ());
+        }
+        let frame = mem.frames.alloc().ok_or(())?;
+        // SAFETY: both are whole RAM frames seen through the direct map: the template's (frozen)
+        // and a fresh one nobody else refers to.
+        unsafe {
+            memory::copy_words(arch::phys_to_virt(leaf.paddr) as *const u64, arch::phys_to_virt(frame) as *mut u64, 512)
+        };
+        pagetable::map(mem, root, va, frame, PageSize::Small, leaf.attrs).map_err(|_| {
+            let _ = mem.frames.free(frame);
+        })
+    };
+    for sg in info.template_segments(&d) {
+        let seg = info.segment(sg);
+        for p in 0..seg.mem_size.div_ceil(PAGE_SIZE) {
+            copy_page(mem, seg.vaddr + p * PAGE_SIZE).map_err(|_| root)?;
+        }
+    }
+    let stack_base = d.stack_top - d.stack_size;
+    for p in 0..d.stack_size / PAGE_SIZE {
+        copy_page(mem, stack_base + p * PAGE_SIZE).map_err(|_| root)?;
+    }
+    for m in info.template_maps(&d) {
+        let mp = info.template_map(m);
+        let a = PageAttrs { read: mp.perms.read, write: mp.perms.write, execute: mp.perms.execute, device: !mp.cached };
+        match mp.region {
+            TemplateRegion::Static(r) => {
+                crate::loader::map_region(mem, root, &info.region(r as usize), mp.vaddr, a).map_err(|_| root)?;
+            }
+            TemplateRegion::Instance(r) => {
+                // Instance regions are mapped with 4 KiB pages whatever their page size.
+                let region = info.instance_region(r as usize);
+                for p in 0..region.size / PAGE_SIZE {
+                    let frame = mem.zeroed_frame().ok_or(root)?;
+                    if pagetable::map(mem, root, mp.vaddr + p * PAGE_SIZE, frame, PageSize::Small, a).is_err() {
+                        let _ = mem.frames.free(frame);
+                        return Err(root);
+                    }
+                }
+            }
+        }
+    }
+    match pagetable::lookup(mem, root, d.ipc_buffer) {
+        Some(leaf) if leaf.attrs.write => Ok((root, leaf.paddr)),
+        _ => Err(root),
+    }
+}
+
+/// Most address ranges a template's instances map for [`teardown`] to walk by range (more:
+/// the whole tables are scanned).
+const MAX_RANGES: usize = 32;
+
+/// Every address range an instance of template `index` may have mapped (segments, stack,
+/// maps); None if there are more than [`MAX_RANGES`].
+fn ranges(info: &bootinfo::BootInfo<'static>, index: usize) -> Option<([(u64, u64); MAX_RANGES], usize)> {
+    let d = info.template(index);
+    let mut out = [(0, 0); MAX_RANGES];
+    let mut n = 0;
+    let mut push = |r: (u64, u64)| {
+        let slot = out.get_mut(n)?;
+        *slot = r;
+        n += 1;
+        Some(())
+    };
+    for sg in info.template_segments(&d) {
+        let seg = info.segment(sg);
+        push((seg.vaddr, seg.vaddr.saturating_add(seg.mem_size)))?;
+    }
+    push((d.stack_top - d.stack_size, d.stack_top))?;
+    for m in info.template_maps(&d) {
+        let mp = info.template_map(m);
+        let size = match mp.region {
+            TemplateRegion::Static(r) => info.region(r as usize).size,
+            TemplateRegion::Instance(r) => info.instance_region(r as usize).size,
+        };
+        push((mp.vaddr, mp.vaddr.saturating_add(size)))?;
+    }
+    Some((out, n))
+}
+
+/// Frees what an instance's address space owns: every leaf frame the template does not map at
+/// the same address, and every table.
+fn teardown(info: &bootinfo::BootInfo<'static>, mem: &mut Memory, index: usize, root: u64, troot: u64) {
+    let mut leaf = |mem: &mut Memory, va, leaf: pagetable::Leaf| {
+        let shared = pagetable::lookup(mem, troot, va).is_some_and(|t| t.paddr == leaf.paddr);
+        if !shared && leaf.size == PageSize::Small {
+            let _ = mem.frames.free(leaf.paddr);
+        }
+    };
+    let mut table = |mem: &mut Memory, table| {
+        let _ = mem.frames.free(table);
+    };
+    match ranges(info, index) {
+        Some((r, n)) => pagetable::teardown_ranges(mem, root, &r[..n], &mut leaf, &mut table),
+        None => pagetable::teardown(mem, root, &mut leaf, &mut table),
+    }
+}
+
+fn destroy(s: &mut State, holder: PdId, handle: u64, id: u64) -> Result<(), Error> {
+    let t = template_of(s, holder, handle)?;
+    if !s.instances.is_live(t, id) {
+        return Err(Error::InvalidChild);
+    }
+    let tpl = *s.instances.template(t);
+    let slot = s.instances.slot(t, id as u32);
+    let p = s.kernel.pd(slot);
+    let (root, asid) = (p.root, p.asid.id);
+    s.kernel.kill_instance(slot);
+    s.fp.forget(slot);
+    if s.installed == slot {
+        s.installed = NIL;
+    }
+    arch::mmu::flush_asid(asid);
+    let index = tpl.template_pd as usize - s.info.pd_count();
+    teardown(&s.info, &mut s.mem, index, root, s.kernel.pd(tpl.template_pd).root);
+    s.instances.release(t, id as u32);
+    Ok(())
+}
