@@ -8,14 +8,14 @@ REPORT ?= build/edgeos.report.txt
 FUZZ_SECONDS ?= 20
 EDGEOS := cargo run -q --release --bin edgeos --
 
-.PHONY: run test deps bare image check graph bench idle host-test lint sdfgen-test memcached-test loadgen-test system-test net-test memcached-qemu-test model-check fuzz-smoke clean
+.PHONY: run test deps bare image check graph bench idle baseline baseline-smoke host-test lint sdfgen-test memcached-test loadgen-test system-test net-test memcached-qemu-test model-check fuzz-smoke clean
 
 ## run: build the default system (system.xml) and boot it in QEMU (Ctrl-A X quits)
 run: image
 	qemu/run.sh $(IMAGE)
 
 ## test: every test: host unit and fixture tests, lints, QEMU system tests, a fuzz smoke run
-test: deps host-test model-check lint sdfgen-test memcached-test loadgen-test system-test net-test memcached-qemu-test fuzz-smoke
+test: deps host-test model-check lint sdfgen-test memcached-test loadgen-test system-test net-test memcached-qemu-test baseline-smoke fuzz-smoke
 	@echo "make test: all suites passed"
 
 deps:
@@ -80,6 +80,13 @@ bench: bare
 ## idle: host CPU time of QEMU while the default system idles
 idle: image
 	tests/system/idle.sh $(IMAGE)
+
+## baseline: Linux in the same QEMU, side by side with EdgeOS (build/baseline/results.md)
+baseline: deps
+	tools/baseline/compare.sh
+
+baseline-smoke: deps
+	tests/baseline/smoke.sh
 
 clean:
 	rm -rf build target

@@ -18,6 +18,7 @@ EdgeOS operation. Ratios are Linux / EdgeOS (how many times fewer instructions E
 import argparse
 import datetime
 import json
+import math
 import os
 import sys
 
@@ -67,39 +68,61 @@ P99 = ["p99_us", "p99"]
 RPS = ["throughput_rps", "rps", "throughput"]
 
 
+def human_us(v):
+    if v >= 1e6:
+        return f"{v / 1e6:g} s"
+    if v >= 1e3:
+        return f"{v / 1e3:g} ms"
+    return f"{v:g} us"
+
+
 def svg_plot(series, path, title):
-    """A small line plot of p99 latency (us) versus instance count; no plotting library needed."""
-    pts = [(n, v) for s in series.values() for n, v in s]
+    """Latency (log scale) versus instance count, one line per series; no plotting library needed.
+
+    series: {"Linux p99": [(n, microseconds), ...], ...}; names ending in p50 are drawn dashed."""
+    pts = [(n, v) for s in series.values() for n, v in s if v > 0]
     if not pts:
         return False
-    w, h, m = 640, 360, 60
+    w, h, left, right, top, bottom = 680, 380, 80, 150, 40, 60
     xs = sorted({n for n, _ in pts})
-    ymax = max(v for _, v in pts) * 1.1 or 1
-    xi = {n: m + i * (w - 2 * m) / max(len(xs) - 1, 1) for i, n in enumerate(xs)}
+    lo = 10 ** math.floor(math.log10(min(v for _, v in pts)))
+    hi = 10 ** math.ceil(math.log10(max(v for _, v in pts)))
+    if hi <= lo:
+        hi = lo * 10
+    xi = {n: left + i * (w - left - right) / max(len(xs) - 1, 1) for i, n in enumerate(xs)}
 
     def y(v):
-        return h - m - v / ymax * (h - 2 * m)
+        return h - bottom - (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * (h - top - bottom)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
            f'<rect width="{w}" height="{h}" fill="white"/>',
-           f'<text x="{w / 2}" y="20" text-anchor="middle" font-size="14">{title}</text>',
-           f'<line x1="{m}" y1="{h - m}" x2="{w - m}" y2="{h - m}" stroke="black"/>',
-           f'<line x1="{m}" y1="{m}" x2="{m}" y2="{h - m}" stroke="black"/>',
-           f'<text x="{w / 2}" y="{h - 15}" text-anchor="middle">memcached instances</text>',
-           f'<text x="15" y="{h / 2}" transform="rotate(-90 15 {h / 2})" text-anchor="middle">p99 latency (us)</text>']
+           f'<text x="{(w - right + left) / 2}" y="22" text-anchor="middle" font-size="14">{title}</text>',
+           f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="black"/>',
+           f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="black"/>',
+           f'<text x="{(w - right + left) / 2}" y="{h - 18}" text-anchor="middle">memcached instances (one process each)</text>',
+           f'<text x="18" y="{(h - bottom + top) / 2}" transform="rotate(-90 18 {(h - bottom + top) / 2})" '
+           'text-anchor="middle">latency (log scale)</text>']
     for n in xs:
-        out.append(f'<text x="{xi[n]}" y="{h - m + 18}" text-anchor="middle">{n}</text>')
-    for k in range(5):
-        v = ymax * k / 4
-        out.append(f'<text x="{m - 6}" y="{y(v) + 4}" text-anchor="end">{v:.0f}</text>')
-    colours = ["#c0392b", "#2471a3", "#229954"]
+        out.append(f'<text x="{xi[n]:.1f}" y="{h - bottom + 18}" text-anchor="middle">{n}</text>')
+    v = lo
+    while v <= hi * 1.001:
+        out.append(f'<line x1="{left}" y1="{y(v):.1f}" x2="{w - right}" y2="{y(v):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{human_us(v)}</text>')
+        v *= 10
+    colours = {"Linux": "#c0392b", "EdgeOS": "#2471a3"}
     for i, (name, s) in enumerate(series.items()):
-        s = sorted(s)
-        c = colours[i % len(colours)]
-        out.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>'
-                   % (c, " ".join(f"{xi[n]:.1f},{y(v):.1f}" for n, v in s)))
+        s = sorted((n, v) for n, v in s if v > 0)
+        if not s:
+            continue
+        c = colours.get(name.split()[0], "#229954")
+        dash = ' stroke-dasharray="6 4"' if name.endswith("p50") else ""
+        out.append('<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>'
+                   % (c, dash, " ".join(f"{xi[n]:.1f},{y(v):.1f}" for n, v in s)))
         for n, v in s:
             out.append(f'<circle cx="{xi[n]:.1f}" cy="{y(v):.1f}" r="3" fill="{c}"/>')
-        out.append(f'<text x="{w - m - 100}" y="{m + 16 * i}" fill="{c}">{name}</text>')
+        ly = top + 10 + 20 * i
+        out.append(f'<line x1="{w - right + 15}" y1="{ly}" x2="{w - right + 45}" y2="{ly}" stroke="{c}" '
+                   f'stroke-width="2"{dash}/>')
+        out.append(f'<text x="{w - right + 52}" y="{ly + 4}">{name}</text>')
     out.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
@@ -183,7 +206,7 @@ def main():
     L.append("## memcached, N instances (one process per instance)")
     L.append("")
     if a.memcached:
-        series = {"Linux": [], "EdgeOS": []}
+        series = {"Linux p99": [], "Linux p50": [], "EdgeOS p99": [], "EdgeOS p50": []}
         emc = edgeos.get("memcached", {}) if isinstance(edgeos.get("memcached"), dict) else {}
         rows, load_cmds = [], set()
         for path in a.memcached:
@@ -217,11 +240,10 @@ def main():
             bad = (res.get("errors", 0) + res.get("timeouts", 0)) if isinstance(res, dict) and lg else None
             e = emc.get(str(n), {})
             ep50, ep99 = find_metric(e, P50), find_metric(e, P99)
-            if p99 is not None:
-                series["Linux"].append((n, p99))
-            if ep99 is not None:
-                series["EdgeOS"].append((n, ep99))
-            nr = "not run" if not lg else None
+            for name, val in (("Linux p99", p99), ("Linux p50", p50), ("EdgeOS p99", ep99), ("EdgeOS p50", ep50)):
+                if val is not None:
+                    series[name].append((n, val))
+            nr = None if lg else (f"failed (exit {run.get('exit')})" if run.get("cmd") else "not run")
             rows.append(f"| {n} | {d['meta']['board'].get('mem')} | {mc.get('listening', 0)} | "
                         f"{sum(c['ok'] for c in checks)}/{len(checks)} ok | {per} | {nr or fmt(offered)} | "
                         f"{nr or fmt(tput)} | {nr or fmt(p50)} | {nr or fmt(p99)} | {nr or fmt(bad)} | "
@@ -235,7 +257,7 @@ def main():
         L.append("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         L += rows
         L.append("")
-        if a.svg and svg_plot({k: v for k, v in series.items() if v}, a.svg, "memcached p99 latency vs instances"):
+        if a.svg and svg_plot({k: v for k, v in series.items() if v}, a.svg, "memcached latency vs instances"):
             L.append(f"Plot: `{os.path.relpath(a.svg, os.path.dirname(os.path.abspath(a.out)))}`")
             L.append("")
     else:

@@ -4,16 +4,18 @@
     run-guest.py [--iters N] [--variants a,b] [--crun] [--mc N] [--out FILE.json] ...
 
 QEMU is started through qemu/run.sh, the same board configuration EdgeOS boots with (virt, CPU,
-GIC, RAM from the CPU/GIC/MEM/EL2 environment variables), plus `-icount shift=0` as in EdgeOS's
-benchmarks, the guest's kernel, initramfs and command line, and, when memcached instances are
-asked for, QEMU user networking with one host forwarding rule per instance:
-host 127.0.0.1:(BASE+i) -> guest 10.0.2.15:(11211+i). A QEMU monitor on a Unix socket is used to
-end QEMU when the guest stays up.
+GIC, RAM from the CPU/GIC/MEM/EL2 environment variables; NET=user: virtio-net on virtio-mmio
+behind QEMU user networking), plus `-icount shift=0` as in EdgeOS's benchmarks, the guest's
+kernel, initramfs and command line, and a QEMU monitor on a Unix socket. With memcached
+instances, one host forwarding rule per instance (and protocol) is added through that monitor:
+host 127.0.0.1:(BASE+i) -> guest 10.0.2.15:(11211+i). (With a qemu/run.sh that has no network
+option, the rules go on a -netdev argument of our own instead.) The monitor also ends QEMU when
+the guest stays up.
 
 With --mc N, once all N instances listen, this script checks a set/get on a few of them from the
 host (--check K instances), then runs --run-cmd if given (a load generator, say: it gets
-BL_HOST, BL_PORT_BASE and BL_INSTANCES in its environment), then quits QEMU. --hold keeps the
-guest up until Ctrl-C instead.
+BL_HOST, BL_PORT_BASE, BL_INSTANCES, BL_UDP and BL_RESULT_JSON in its environment), then quits
+QEMU. --hold keeps the guest up until Ctrl-C (or SIGTERM) instead.
 
 The JSON written to --out has "meta" (QEMU version and arguments, guest packages, memory),
 "process_start" (one record per variant, from the guest's spawnbench) and "memcached".
@@ -240,7 +242,11 @@ def main():
         except (ImportError, ValueError, OSError) as e:
             log(f"cannot raise the open-file limit: {e}")
     qemu_bin = env.get("QEMU", "qemu-system-aarch64")
-    qemu_version = subprocess.run([qemu_bin, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    try:
+        qemu_version = (subprocess.run([qemu_bin, "--version"], capture_output=True, text=True).stdout.splitlines()
+                        or ["unknown"])[0]
+    except OSError as e:
+        sys.exit(f"[run-guest] cannot run {qemu_bin}: {e} (tools/install-deps.sh installs QEMU)")
     argv = [os.path.join(REPO, "qemu/run.sh"), kernel] + qemu_extra
     meta = {
         "qemu": qemu_version,
@@ -325,15 +331,18 @@ def main():
 
     try:
         if late_rules:
-            for _ in range(100):
-                if os.path.exists(mon):
+            for _ in range(200):
+                if os.path.exists(mon) or proc.poll() is not None:
                     break
                 time.sleep(0.05)
-            out = monitor_cmd(mon, [f"hostfwd_add net0 {r}" for r in late_rules], timeout=120)
-            bad = [ln for ln in out.splitlines() if "rror" in ln or "ould not" in ln or "nvalid" in ln]
-            if bad:
-                errors.append(f"hostfwd_add: {len(bad)} rules failed: {bad[0][:200]}")
-            log(f"{len(late_rules)} forwarding rules added through the QEMU monitor")
+            try:
+                out = monitor_cmd(mon, [f"hostfwd_add net0 {r}" for r in late_rules], timeout=120)
+                bad = [ln for ln in out.splitlines() if "rror" in ln or "ould not" in ln or "nvalid" in ln]
+                if bad:
+                    errors.append(f"hostfwd_add: {len(bad)} rules failed: {bad[0][:200]}")
+                log(f"{len(late_rules)} forwarding rules added through the QEMU monitor")
+            except OSError as e:
+                errors.append(f"QEMU monitor unreachable ({e}): QEMU exited {proc.poll()}")
         if a.mc > 0:
             if not ready_evt.wait(a.timeout):
                 errors.append(f"memcached not ready after {a.timeout:.0f} s")
@@ -364,7 +373,13 @@ def main():
                                 BL_INSTANCES=str(a.mc), BL_UDP=str(int(a.mc_udp)),
                                 BL_RESULT_JSON=a.run_json or "")
                     log(f"running: {a.run_cmd}")
-                    rc = subprocess.call(a.run_cmd, shell=True, env=cenv)
+                    child = subprocess.Popen(a.run_cmd, shell=True, env=cenv, start_new_session=True)
+                    try:
+                        rc = child.wait()
+                    finally:
+                        if child.poll() is None:  # interrupted: end the command's whole group
+                            os.killpg(child.pid, signal.SIGTERM)
+                            child.wait()
                     mc["run_cmd"] = {"cmd": a.run_cmd, "exit": rc, "json": a.run_json}
                     if rc != 0:
                         errors.append(f"--run-cmd exited {rc}")

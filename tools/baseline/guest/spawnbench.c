@@ -117,6 +117,13 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Nearest-rank percentile: the index of the smallest sample with at least pct % at or below it. */
+static long rank(long n, long pct)
+{
+    long r = (pct * n + 99) / 100 - 1;
+    return r < 0 ? 0 : r;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -147,22 +154,23 @@ int main(int argc, char **argv)
         sum += t[i];
     qsort(t, (size_t)n, sizeof(uint64_t), cmp_u64);
     uint64_t freq = read_freq();
-    /* nearest-rank percentiles */
     uint64_t med = t[(n - 1) / 2];
-    long r99 = (99 * n + 99) / 100 - 1;
-    uint64_t p99 = t[r99];
+    uint64_t p99 = t[rank(n, 99)];
 #define NS(x) ((uint64_t)((unsigned __int128)(x) * 1000000000u / freq))
     printf("{\"bench\":\"process-start\",\"variant\":\"%s\",\"program\":\"%s\",\"n\":%ld,"
            "\"warmup\":%ld,\"freq_hz\":%llu,"
            "\"median_ticks\":%llu,\"p99_ticks\":%llu,\"min_ticks\":%llu,\"max_ticks\":%llu,"
            "\"median_instr\":%llu,\"p99_instr\":%llu,\"min_instr\":%llu,\"max_instr\":%llu,"
-           "\"mean_instr\":%llu}\n",
+           "\"mean_instr\":%llu,\"p10_instr\":%llu,\"p25_instr\":%llu,\"p75_instr\":%llu,"
+           "\"p90_instr\":%llu}\n",
            variant, strcmp(variant, "fork") == 0 || strcmp(variant, "calib") == 0 ? "" : child_argv[0],
            n, warm, (unsigned long long)freq,
            (unsigned long long)med, (unsigned long long)p99, (unsigned long long)t[0],
            (unsigned long long)t[n - 1],
            (unsigned long long)NS(med), (unsigned long long)NS(p99), (unsigned long long)NS(t[0]),
-           (unsigned long long)NS(t[n - 1]), (unsigned long long)NS(sum / (uint64_t)n));
+           (unsigned long long)NS(t[n - 1]), (unsigned long long)NS(sum / (uint64_t)n),
+           (unsigned long long)NS(t[rank(n, 10)]), (unsigned long long)NS(t[rank(n, 25)]),
+           (unsigned long long)NS(t[rank(n, 75)]), (unsigned long long)NS(t[rank(n, 90)]));
     fflush(stdout);
     return 0;
 }
