@@ -3,7 +3,10 @@
 #
 #   tests/system/run.sh [NAME...]      run all tests (or the named ones)
 #   tests/system/run.sh bench boot_time   the measurements (docs/benchmarks.md): their figures
-#                                       ("bench: ..." / "boot: ..." lines) are printed too
+#                                       ("bench: ..." / "boot: ..." lines) are printed too, and
+#                                       the bench and fwp_1000 figures merged into
+#                                       build/edgeos-results.json (tests/system/results.py) for
+#                                       tools/baseline/report.py
 #
 # Builds the kernel and every PD program (release, aarch64-unknown-none), copies the ELFs to
 # build/elf/, then for each tests/system/NAME/system.xml: builds build/NAME.img with the edgeos
@@ -100,6 +103,15 @@ for name in "${tests[@]}"; do
             echo "ok   $label (${secs}s)"
             # Measurements (benchmarks, boot time) are shown as well as logged.
             grep -E "^(bench|boot): " "$log" | sed 's/^/     /' || true
+            # The benchmarks' figures (instruction counts under -icount) go to
+            # build/edgeos-results.json for the Linux comparison table (tools/baseline/report.py).
+            # Other tests print "bench:" lines too (fwp_basic, fwp_cycles) but without -icount.
+            case $name in
+                bench|fwp_1000)
+                    python3 tests/system/results.py "$out/edgeos-results.json" "$name" "$log" \
+                        "$cpu" "$gic" "$((el2 + 1))" ||
+                        echo "     (could not record the figures in $out/edgeos-results.json)";;
+            esac
             passed=$((passed + 1))
         else
             echo "FAIL $label: $why (log: $log)"
