@@ -185,6 +185,10 @@ impl<'a> Writer<'a> {
         self.at += 8;
         self
     }
+    /// A [`Range`]: first, then count.
+    pub(crate) fn range(&mut self, v: Range) -> &mut Self {
+        self.u32(v.first).u32(v.count)
+    }
 }
 
 /// Reads little-endian fields from a record in order.
@@ -203,6 +207,9 @@ impl Reader<'_> {
         let v = read_u64(self.b, self.at);
         self.at += 8;
         v
+    }
+    fn range(&mut self) -> Range {
+        Range { first: self.u32(), count: self.u32() }
     }
 }
 
@@ -234,9 +241,9 @@ impl Record for ProtectionDomain {
             stack_top: r.u64(),
             stack_size: r.u64(),
             ipc_buffer: r.u64(),
-            segments: Range { first: r.u32(), count: r.u32() },
-            maps: Range { first: r.u32(), count: r.u32() },
-            irqs: Range { first: r.u32(), count: r.u32() },
+            segments: r.range(),
+            maps: r.range(),
+            irqs: r.range(),
         }
     }
     fn encode(&self, out: &mut [u8]) {
@@ -256,12 +263,9 @@ impl Record for ProtectionDomain {
             .u64(self.stack_top)
             .u64(self.stack_size)
             .u64(self.ipc_buffer)
-            .u32(self.segments.first)
-            .u32(self.segments.count)
-            .u32(self.maps.first)
-            .u32(self.maps.count)
-            .u32(self.irqs.first)
-            .u32(self.irqs.count);
+            .range(self.segments)
+            .range(self.maps)
+            .range(self.irqs);
     }
 }
 
@@ -478,9 +482,9 @@ impl Record for Template {
             stack_top: r.u64(),
             stack_size: r.u64(),
             ipc_buffer: r.u64(),
-            segments: Range { first: r.u32(), count: r.u32() },
-            maps: Range { first: r.u32(), count: r.u32() },
-            instance_regions: Range { first: r.u32(), count: r.u32() },
+            segments: r.range(),
+            maps: r.range(),
+            instance_regions: r.range(),
         }
     }
     fn encode(&self, out: &mut [u8]) {
@@ -495,12 +499,9 @@ impl Record for Template {
             .u64(self.stack_top)
             .u64(self.stack_size)
             .u64(self.ipc_buffer)
-            .u32(self.segments.first)
-            .u32(self.segments.count)
-            .u32(self.maps.first)
-            .u32(self.maps.count)
-            .u32(self.instance_regions.first)
-            .u32(self.instance_regions.count);
+            .range(self.segments)
+            .range(self.maps)
+            .range(self.instance_regions);
     }
 }
 
