@@ -138,9 +138,12 @@ class Conn:
             self.sock.sendall(data[offset:])
 
     def request(self, data, pieces=None, pause=0.0):
-        """Sends `data` then `mn`, and returns everything before the final `MN`."""
+        """Sends `data` then `mn`, and returns everything before the final `MN`. A request that
+        itself holds `mn` commands gets one `MN` per command first, so reading waits for all of
+        them: a server may flush the first `MN` before it has parsed the rest."""
         self.send(data + b"mn\r\n", pieces, pause)
-        reply = self.read_until(lambda buffer: buffer.endswith(b"MN\r\n"))
+        noops = 1 + len(re.findall(rb"(?:^|(?<=\n))mn(?: [^\r\n]*)?\r\n", data))
+        reply = self.read_until(lambda buffer: buffer.endswith(b"MN\r\n") and buffer.count(b"MN\r\n") >= noops)
         self.remember_cas(reply)
         return reply[:-4]
 
