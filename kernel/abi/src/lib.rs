@@ -50,7 +50,18 @@ pub mod sys {
     pub const INSTANCE_CALL: u64 = 12;
     /// Debug builds only: `x0` = 0, `x1` = the kernel's free frames (4 KiB each).
     pub const DEBUG_FREE_FRAMES: u64 = 13;
+    /// Notifies instance `x1` through channel array `x0` (the static end of a channel joining
+    /// this PD and a template): the instance gets the notification on its own channel id.
+    pub const ARRAY_NOTIFY: u64 = 14;
+    /// Takes the pending bits of channel array `x0`: returns `x0` = error, `x1` = the index of
+    /// the first 64-instance word at or after word `x1` with a bit set ([`super::ARRAY_EMPTY`]
+    /// if none) and `x2` = its bits (bit `b` of word `w`: instance `64 * w + b` notified), which
+    /// the call clears. The PD itself was notified once, on the array's channel id.
+    pub const ARRAY_TAKE: u64 = 15;
 }
+
+/// [`sys::ARRAY_TAKE`]'s word index when no instance of the array has a pending notification.
+pub const ARRAY_EMPTY: u64 = u64::MAX;
 
 /// Bit of a fault event's badge that marks a featherweight instance's fault: the badge is then
 /// `INSTANCE_FAULT | handle << 32 | instance id`.

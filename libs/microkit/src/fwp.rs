@@ -63,6 +63,53 @@ impl Fork {
     }
 }
 
+/// The static end of a channel array (`<channel><end pd="me" id="N"/><end template="t" .../>`),
+/// by its id `N` in this PD: one channel id names every instance of the template. Each instance
+/// sees an ordinary [`crate::Channel`] (its own end's id) and notifies or calls this PD with it.
+///
+/// However many instances notify, this PD is notified once on id `N`; [`ChannelArray::take`]
+/// then says which instances did.
+#[derive(Debug, Copy, Clone, Eq, PartialEq, Ord, PartialOrd, Hash)]
+pub struct ChannelArray {
+    index: usize,
+}
+
+impl ChannelArray {
+    /// The channel array with id `index` (panics unless `index < 62`).
+    pub const fn new(index: usize) -> Self {
+        assert!(index < edgeos_kernel_abi::CHANNEL_IDS);
+        ChannelArray { index }
+    }
+
+    /// The id (the bit it sets in [`crate::ChannelSet`]s handed to `notified`).
+    pub const fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Notifies one instance (on its end's channel id). A dead instance: `Err(InvalidChild)`.
+    pub fn notify(&self, instance: Instance) -> Result<(), ForkError> {
+        sys::array_notify(self.index as u64, instance.index as u64)
+    }
+
+    /// Calls `f` with every instance that notified since the last `take` (in id order), and
+    /// clears their bits (an instance notifying meanwhile brings a new notification).
+    pub fn take(&self, mut f: impl FnMut(Instance)) -> Result<(), ForkError> {
+        let mut from = 0;
+        loop {
+            let (word, mut bits) = sys::array_take(self.index as u64, from)?;
+            if word == edgeos_kernel_abi::ARRAY_EMPTY {
+                return Ok(());
+            }
+            while bits != 0 {
+                let bit = bits.trailing_zeros();
+                bits &= bits - 1;
+                f(Instance { index: (word * 64) as u32 + bit });
+            }
+            from = word + 1;
+        }
+    }
+}
+
 /// Debug builds of the kernel: the number of free 4 KiB frames (to check that memory comes back).
 pub fn debug_free_frames() -> u64 {
     sys::debug_free_frames()

@@ -31,7 +31,7 @@ pub mod sys;
 pub use channel::{Channel, ChannelSet, ChannelSetIter, Child, DisplayChannelSet, IrqAckError, PdControlError};
 pub use defer::{DeferredAction, DeferredActionInterface, DeferredActionSlot};
 pub use edgeos_microkit_macros::protection_domain;
-pub use fwp::{debug_free_frames, Fork, ForkError, Instance};
+pub use fwp::{debug_free_frames, ChannelArray, Fork, ForkError, Instance};
 pub use handler::{Handler, Infallible, Never, NullHandler};
 pub use message::{
     get_mr, set_mr, with_msg_bytes, with_msg_bytes_mut, with_msg_regs, with_msg_regs_mut, Fault, FaultKind, MessageInfo,

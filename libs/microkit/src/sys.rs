@@ -159,6 +159,23 @@ pub fn instance_call(handle: u64, id: u64, info: RawMessageInfo) -> Result<RawMe
     result(r0).map(|()| RawMessageInfo(r1))
 }
 
+/// Notifies instance `id` through channel array `ch`.
+pub fn array_notify(ch: u64, id: u64) -> Result<(), Error> {
+    result(call2(number::ARRAY_NOTIFY, ch, id).0)
+}
+
+/// Takes the pending bits of channel array `ch` from word `from` on: `(word, bits)`, word
+/// [`edgeos_kernel_abi::ARRAY_EMPTY`] if none is pending.
+pub fn array_take(ch: u64, from: u64) -> Result<(u64, u64), Error> {
+    let (r0, r1, r2);
+    // SAFETY: as in call2; the call reads x0, x1 and writes x0..x2 only.
+    unsafe {
+        asm!("svc #0", inlateout("x0") ch => r0, inlateout("x1") from => r1, lateout("x2") r2, in("x8") number::ARRAY_TAKE,
+             lateout("x3") _, lateout("x4") _, options(nostack));
+    }
+    result(r0).map(|()| (r1, r2))
+}
+
 /// Debug builds of the kernel: free 4 KiB frames.
 pub fn debug_free_frames() -> u64 {
     call2(number::DEBUG_FREE_FRAMES, 0, 0).1

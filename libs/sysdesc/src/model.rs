@@ -1006,6 +1006,8 @@ pub struct InstanceWindow {
     pub cached: bool,
     /// PD symbol patched with `vaddr`.
     pub setvar_vaddr: Option<String>,
+    /// PD symbol patched with `stride` (as written or defaulted).
+    pub setvar_stride: Option<String>,
     /// The element.
     pub pos: Pos,
     /// Its attributes.

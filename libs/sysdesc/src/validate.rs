@@ -455,6 +455,9 @@ fn check_setvars(ctx: &mut Ctx, desc: &SystemDescription, mrs: &Names) {
             if let Some(symbol) = &window.setvar_vaddr {
                 symbols.push((i, symbol, window.attr_pos("setvar_vaddr")));
             }
+            if let Some(symbol) = &window.setvar_stride {
+                symbols.push((i, symbol, window.attr_pos("setvar_stride")));
+            }
         }
     }
     for array in &desc.channel_arrays {

@@ -457,6 +457,7 @@ fn featherweight_model() {
         (0x1_0000_0000, 0x10000, true)
     );
     assert_eq!(w0.setvar_vaddr.as_deref(), Some("rx_window"));
+    assert_eq!(w0.setvar_stride.as_deref(), Some("rx_window_stride"));
     assert!(w0.perms.w && w0.cached);
     let w1 = &virt.instance_windows[1];
     assert_eq!(

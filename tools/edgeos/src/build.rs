@@ -644,6 +644,9 @@ fn collect_patches(system: &SystemDescription) -> Vec<Patch> {
             if let Some(s) = &w.setvar_vaddr {
                 out.push(word(i, s, w.vaddr, Some(w.attr_pos("setvar_vaddr"))));
             }
+            if let Some(s) = &w.setvar_stride {
+                out.push(word(i, s, w.stride, Some(w.attr_pos("setvar_stride"))));
+            }
         }
     }
     // Every instance starts from its template's snapshot, so these values are what every

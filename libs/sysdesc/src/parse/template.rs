@@ -30,6 +30,7 @@ const WINDOW_ATTRS: &[&str] = &[
     "perms",
     "cached",
     "setvar_vaddr",
+    "setvar_stride",
 ];
 const FORK_ATTRS: &[&str] = &["template", "id", "max_instances", "memory"];
 
@@ -190,6 +191,7 @@ pub(super) fn parse_instance_window(ctx: &mut Ctx, node: Node) -> InstanceWindow
         perms,
         cached,
         setvar_vaddr: ctx.string(node, "setvar_vaddr"),
+        setvar_stride: ctx.string(node, "setvar_stride"),
         pos,
         attrs: ctx.attr_positions(node),
     }
