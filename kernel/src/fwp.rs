@@ -108,6 +108,11 @@ fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
         s.instances.release(t, id);
         return Err(e);
     }
+    if map_windows(s, index, id, root).is_err() {
+        teardown(&s.info, &mut s.mem, index, root, troot);
+        s.instances.release(t, id);
+        return Err(Error::OutOfMemory);
+    }
     arch::mmu::table_write_barrier();
     s.kernel.start_instance(slot, tpl.template_pd, holder, handle as u8, id as u16);
     let p = s.kernel.pd_mut(slot);
@@ -127,15 +132,7 @@ fn build(info: &bootinfo::BootInfo<'static>, mem: &mut Memory, index: usize, tro
         if !leaf.attrs.write {
             return pagetable::map(mem, root, va, leaf.paddr, PageSize::Small, leaf.attrs).map_err(|_| ());
         }
-        let frame = mem.frames.alloc().ok_or(())?;
-        // SAFETY: both are whole RAM frames seen through the direct map: the template's (frozen)
-        // and a fresh one nobody else refers to.
-        unsafe {
-            memory::copy_words(arch::phys_to_virt(leaf.paddr) as *const u64, arch::phys_to_virt(frame) as *mut u64, 512)
-        };
-        pagetable::map(mem, root, va, frame, PageSize::Small, leaf.attrs).map_err(|_| {
-            let _ = mem.frames.free(frame);
-        })
+        copy_private(mem, troot, root, va, leaf.attrs)
     };
     for sg in info.template_segments(&d) {
         let seg = info.segment(sg);
@@ -155,14 +152,10 @@ fn build(info: &bootinfo::BootInfo<'static>, mem: &mut Memory, index: usize, tro
                 crate::loader::map_region(mem, root, &info.region(r as usize), mp.vaddr, a).map_err(|_| root)?;
             }
             TemplateRegion::Instance(r) => {
-                // Instance regions are mapped with 4 KiB pages whatever their page size.
+                // A private copy of the template's (4 KiB pages whatever the region's page size).
                 let region = info.instance_region(r as usize);
                 for p in 0..region.size / PAGE_SIZE {
-                    let frame = mem.zeroed_frame().ok_or(root)?;
-                    if pagetable::map(mem, root, mp.vaddr + p * PAGE_SIZE, frame, PageSize::Small, a).is_err() {
-                        let _ = mem.frames.free(frame);
-                        return Err(root);
-                    }
+                    copy_private(mem, troot, root, mp.vaddr + p * PAGE_SIZE, a).map_err(|_| root)?;
                 }
             }
         }
@@ -170,6 +163,75 @@ fn build(info: &bootinfo::BootInfo<'static>, mem: &mut Memory, index: usize, tro
     match pagetable::lookup(mem, root, d.ipc_buffer) {
         Some(leaf) if leaf.attrs.write => Ok((root, leaf.paddr)),
         _ => Err(root),
+    }
+}
+
+/// Maps at `va` in `root` a fresh copy of the page the template (`troot`) has there.
+fn copy_private(mem: &mut Memory, troot: u64, root: u64, va: u64, attrs: PageAttrs) -> Result<(), ()> {
+    let leaf = pagetable::lookup(mem, troot, va).ok_or(())?;
+    let frame = mem.frames.alloc().ok_or(())?;
+    // SAFETY: both are whole RAM frames seen through the direct map: the template's (frozen at
+    // its checkpoint) and a fresh one nobody else refers to.
+    unsafe { memory::copy_words(arch::phys_to_virt(leaf.paddr & !(PAGE_SIZE - 1)) as *const u64, arch::phys_to_virt(frame) as *mut u64, 512) };
+    pagetable::map(mem, root, va, frame, PageSize::Small, attrs).map_err(|_| {
+        let _ = mem.frames.free(frame);
+    })
+}
+
+/// Maps instance `id`'s copies of its instance regions into the static PDs' instance windows
+/// (template `index`, instance root `root`). On failure, what was mapped is unmapped again.
+fn map_windows(s: &mut State, index: usize, id: u32, root: u64) -> Result<(), ()> {
+    for w in 0..s.info.instance_window_count() {
+        let win = s.info.instance_window(w);
+        if win.template as usize != index {
+            continue;
+        }
+        if map_window(s, &win, id, root).is_err() {
+            unmap_windows(s, index, id, w + 1);
+            return Err(());
+        }
+    }
+    Ok(())
+}
+
+/// Where the instance maps the region of window `win` (windows show regions the instance maps).
+fn region_vaddr(info: &bootinfo::BootInfo<'static>, win: &bootinfo::InstanceWindow) -> Option<u64> {
+    let d = info.template(win.template as usize);
+    info.template_maps(&d)
+        .map(|m| info.template_map(m))
+        .find(|mp| mp.region == TemplateRegion::Instance(win.instance_region))
+        .map(|mp| mp.vaddr)
+}
+
+fn map_window(s: &mut State, win: &bootinfo::InstanceWindow, id: u32, root: u64) -> Result<(), ()> {
+    let src = region_vaddr(&s.info, win).ok_or(())?;
+    let size = s.info.instance_region(win.instance_region as usize).size;
+    let base = win.vaddr + id as u64 * win.stride;
+    let proot = s.kernel.pd(win.pd).root;
+    let a = PageAttrs { read: win.perms.read, write: win.perms.write, execute: false, device: !win.cached };
+    for p in 0..size / PAGE_SIZE {
+        let leaf = pagetable::lookup(&mut s.mem, root, src + p * PAGE_SIZE).ok_or(())?;
+        pagetable::map(&mut s.mem, proot, base + p * PAGE_SIZE, leaf.paddr & !(PAGE_SIZE - 1), PageSize::Small, a).map_err(|_| ())?;
+    }
+    Ok(())
+}
+
+/// Unmaps instance `id` from the first `count` instance windows of template `index` (the
+/// frames are the instance's: its teardown frees them) and flushes the holders' TLB entries.
+fn unmap_windows(s: &mut State, index: usize, id: u32, count: usize) {
+    for w in 0..count.min(s.info.instance_window_count()) {
+        let win = s.info.instance_window(w);
+        if win.template as usize != index {
+            continue;
+        }
+        let size = s.info.instance_region(win.instance_region as usize).size;
+        let base = win.vaddr + id as u64 * win.stride;
+        let p = s.kernel.pd(win.pd);
+        let (proot, asid) = (p.root, p.asid.id);
+        for page in 0..size / PAGE_SIZE {
+            pagetable::unmap(&mut s.mem, proot, base + page * PAGE_SIZE);
+        }
+        arch::mmu::flush_asid(asid);
     }
 }
 
@@ -239,6 +301,7 @@ fn destroy(s: &mut State, holder: PdId, handle: u64, id: u64) -> Result<(), Erro
     }
     arch::mmu::flush_asid(asid);
     let index = tpl.template_pd as usize - s.info.pd_count();
+    unmap_windows(s, index, id as u32, usize::MAX);
     teardown(&s.info, &mut s.mem, index, root, s.kernel.pd(tpl.template_pd).root);
     s.instances.release(t, id as u32);
     Ok(())

@@ -4,6 +4,7 @@
 
 use bootinfo::layout::{PAGE_SIZE, STACK_GUARD_SIZE};
 use bootinfo::{BootInfo, Perms, REGION_ZERO};
+use edgeos_kernel_core::arrays::{ArrayInfo, Arrays};
 use edgeos_kernel_core::asid::AsidAllocator;
 use edgeos_kernel_core::fwp::{self, GrantSpec, Instances, TemplateSlots};
 use edgeos_kernel_core::kernel::{Kernel, Pd, PdId, Storage, MAX_IRQS};
@@ -159,10 +160,10 @@ pub fn load(info: &BootInfo<'static>, blob_paddr: u64, mem: &mut Memory, frequen
         pd.ipc_buffer = if ipc != 0 { arch::phys_to_virt(ipc) } else { 0 };
     }
 
-    // Templates: loaded like PDs with their static maps; instance regions are NOT mapped while
-    // the template runs its init (they are per instance: an init that touches one faults, and
-    // the fault is reported like a root PD's). Each runs its init at its own priority with no
-    // grants, so its first wait blocks for good: that is the checkpoint.
+    // Templates: loaded like PDs with their maps; an instance region is the template's own
+    // zeroed copy (what its init writes there is part of the snapshot every instance starts
+    // from). Each runs its init at its own priority with no grants, so its first wait blocks
+    // for good: that is the checkpoint.
     for t in 0..n_templates {
         let d = info.template(t);
         let i = n_pds + t;
@@ -170,9 +171,17 @@ pub fn load(info: &BootInfo<'static>, blob_paddr: u64, mem: &mut Memory, frequen
         map_image(info, blob_paddr, mem, root, i, info.template_segments(&d), (d.stack_top, d.stack_size))?;
         for m in info.template_maps(&d) {
             let mp = info.template_map(m);
-            if let bootinfo::TemplateRegion::Static(r) = mp.region {
-                map_region(mem, root, &info.region(r as usize), mp.vaddr, attrs(mp.perms, mp.cached))
-                    .map_err(|error| LoadError::Map { pd: i, vaddr: mp.vaddr, error })?;
+            let a = attrs(mp.perms, mp.cached);
+            let error = |error| LoadError::Map { pd: i, vaddr: mp.vaddr, error };
+            match mp.region {
+                bootinfo::TemplateRegion::Static(r) => map_region(mem, root, &info.region(r as usize), mp.vaddr, a).map_err(error)?,
+                bootinfo::TemplateRegion::Instance(r) => {
+                    // 4 KiB pages whatever the region's page size, as instances map them.
+                    for p in 0..info.instance_region(r as usize).size / PAGE_SIZE {
+                        let frame = mem.zeroed_frame().ok_or(LoadError::OutOfMemory("template instance regions"))?;
+                        pagetable::map(mem, root, mp.vaddr + p * PAGE_SIZE, frame, PageSize::Small, a).map_err(error)?;
+                    }
+                }
             }
         }
         let ipc = match pagetable::lookup(mem, root, d.ipc_buffer) {
@@ -223,4 +232,32 @@ pub fn instances(info: &BootInfo<'static>, mem: &mut Memory) -> Result<Instances
         grants(info),
     )
     .ok_or(LoadError::OutOfMemory("instance table"))
+}
+
+/// The channel arrays, with their instances' slots (from the books `instances` laid out).
+pub fn arrays(info: &BootInfo<'static>, mem: &mut Memory, instances: &Instances<'static>) -> Result<Arrays<'static>, LoadError> {
+    let n = info.channel_array_count();
+    if n == 0 {
+        return Ok(Arrays::default());
+    }
+    let infos = mem.alloc_table(n, ArrayInfo::EMPTY).ok_or(LoadError::OutOfMemory("channel arrays"))?;
+    for (a, slot) in infos.iter_mut().enumerate() {
+        let ca = info.channel_array(a);
+        let t = instances.template(ca.template as usize);
+        *slot = ArrayInfo {
+            holder: ca.pd.pd,
+            holder_id: ca.pd.id as u8,
+            holder_notify: ca.pd.notify,
+            template: t.template_pd,
+            first_slot: t.first_slot,
+            max_instances: t.max_instances,
+            instance_id: ca.instance_id as u8,
+            instance_notify: ca.instance_notify,
+            word_base: 0,
+        };
+    }
+    let words: usize = infos.iter().map(|a| a.words() as usize).sum();
+    let bits = mem.alloc_table(words.max(1), 0u64).ok_or(LoadError::OutOfMemory("channel arrays"))?;
+    let bits = &mut bits[..words];
+    Arrays::new(infos, bits).ok_or(LoadError::OutOfMemory("channel arrays"))
 }

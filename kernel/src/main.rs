@@ -104,7 +104,7 @@ extern "C" fn kmain(_dtb: u64, entered_el2: u64) -> ! {
         println!("EDGEOS-TEST: FAIL (boot)");
         arch::psci::system_off();
     };
-    let kernel = match loader::load(&info, blob_paddr, &mut mem, frequency) {
+    let mut kernel = match loader::load(&info, blob_paddr, &mut mem, frequency) {
         Ok(k) => k,
         Err(e) => {
             println!("edgeos: cannot build the system: {e}");
@@ -120,6 +120,11 @@ extern "C" fn kmain(_dtb: u64, entered_el2: u64) -> ! {
             arch::psci::system_off();
         }
     };
+    if let Err(e) = loader::arrays(&info, &mut mem, &instances).and_then(|a| kernel.install_arrays(a).map_err(loader::LoadError::Kernel)) {
+        println!("edgeos: cannot build the system: {e}");
+        println!("EDGEOS-TEST: FAIL (boot)");
+        arch::psci::system_off();
+    }
     for (irq, _) in kernel.owned_irqs() {
         let edge = (0..info.irq_count()).any(|i| info.irq(i).irq == irq && info.irq(i).trigger == bootinfo::Trigger::Edge);
         arch::gic::configure(irq, edge);

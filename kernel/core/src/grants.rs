@@ -18,6 +18,11 @@ pub enum Grant {
     Channel { peer: u32, peer_id: u8, notify: bool, pp: bool },
     /// A hardware interrupt delivered on this id.
     Irq { irq: u32 },
+    /// The static end of channel array `array` (see [`crate::arrays`]).
+    Array { array: u16 },
+    /// An instance's end of channel array `array`: a notify marks the instance in the array and
+    /// signals `peer` on `peer_id`.
+    ArrayMember { peer: u32, peer_id: u8, array: u16, notify: bool },
 }
 
 /// A PD's grants, indexed by channel id.

@@ -35,6 +35,7 @@
 use bootinfo::BootInfo;
 use edgeos_kernel_abi::{fault_mr, sys, DeferredKind, Error, Event, FaultKind, MessageInfo, CHANNEL_IDS, RECV_REPLY};
 
+use crate::arrays::Arrays;
 use crate::asid::Asid;
 use crate::context::{FpContext, UserContext};
 use crate::grants::{self, Grant, GrantError, GrantTable, NO_CHILD};
@@ -313,6 +314,8 @@ pub struct Kernel<'a> {
     armed: Option<u64>,
     /// IRQs the kernel keeps for itself (its timer).
     reserved_irq: u32,
+    /// Channel arrays (see [`Kernel::install_arrays`]).
+    arrays: Arrays<'a>,
 }
 
 impl<'a> Kernel<'a> {
@@ -413,7 +416,26 @@ impl<'a> Kernel<'a> {
             sc_started: 0,
             armed: None,
             reserved_irq: kernel_irq,
+            arrays: Arrays::default(),
         })
+    }
+
+    /// Installs the channel arrays (once instance slots are laid out): each holder's channel id
+    /// becomes the array's static end; instances get their end when they start.
+    pub fn install_arrays(&mut self, arrays: Arrays<'a>) -> Result<(), BuildError> {
+        for (a, info) in arrays.iter() {
+            let slot = self.pds.get_mut(info.holder as usize).ok_or(BuildError::BadPd(info.holder))?;
+            let g = slot.grants.get_mut(info.holder_id as usize).ok_or(BuildError::BadPd(info.holder))?;
+            if *g != Grant::None {
+                return Err(BuildError::Grants(GrantError::DuplicateId { pd: info.holder, id: info.holder_id as u32 }));
+            }
+            *g = Grant::Array { array: a as u16 };
+            if info.first_slot as usize + info.max_instances as usize > self.pds.len() {
+                return Err(BuildError::StorageSize);
+            }
+        }
+        self.arrays = arrays;
+        Ok(())
     }
 
     /// The PD last chosen to run.
@@ -512,6 +534,26 @@ impl<'a> Kernel<'a> {
                 plat.shutdown();
                 None
             }
+            sys::ARRAY_NOTIFY => match self.array_notify(pd, a0, a1) {
+                Ok(woken) => {
+                    self.pd_mut(pd).ctx.x[0] = 0;
+                    return self.after_wake(plat, pd, woken);
+                }
+                Err(e) => Some(e),
+            },
+            sys::ARRAY_TAKE => {
+                let r = self.array_take(pd, a0, a1);
+                let ctx = &mut self.pd_mut(pd).ctx;
+                match r {
+                    Ok((word, bits)) => {
+                        ctx.x[0] = 0;
+                        ctx.x[1] = word;
+                        ctx.x[2] = bits;
+                    }
+                    Err(e) => ctx.x[0] = e as u64,
+                }
+                return Next::Resume;
+            }
             sys::DEBUG_TIME => {
                 let now = plat.now();
                 let ctx = &mut self.pd_mut(pd).ctx;
@@ -564,8 +606,43 @@ impl<'a> Kernel<'a> {
     fn notify(&mut self, pd: PdId, ch: u64) -> Result<Option<PdId>, Error> {
         match self.channel(pd, ch)? {
             Grant::Channel { peer, peer_id, notify: true, .. } => Ok(self.signal(peer, peer_id).then_some(peer)),
+            Grant::ArrayMember { peer, peer_id, array, notify: true } => {
+                let id = self.pd(pd).instance_id as u32;
+                self.arrays.set(array as usize, id);
+                Ok(self.signal(peer, peer_id).then_some(peer))
+            }
             _ => Err(Error::NotGranted),
         }
+    }
+
+    fn array_of(&self, pd: PdId, ch: u64) -> Result<usize, Error> {
+        match self.channel(pd, ch)? {
+            Grant::Array { array } => Ok(array as usize),
+            _ => Err(Error::NotGranted),
+        }
+    }
+
+    /// The holder of channel array `ch` notifies its instance `index`.
+    fn array_notify(&mut self, pd: PdId, ch: u64, index: u64) -> Result<Option<PdId>, Error> {
+        let a = self.array_of(pd, ch)?;
+        let info = *self.arrays.info(a);
+        if !info.holder_notify {
+            return Err(Error::NotGranted);
+        }
+        if index >= info.max_instances as u64 {
+            return Err(Error::InvalidChild);
+        }
+        let slot = info.first_slot + index as u32;
+        if self.pd(slot).instance_handle == NOT_INSTANCE {
+            return Err(Error::InvalidChild);
+        }
+        Ok(self.signal(slot, info.instance_id).then_some(slot))
+    }
+
+    /// The holder of channel array `ch` takes its pending bits from word `from` on.
+    fn array_take(&mut self, pd: PdId, ch: u64, from: u64) -> Result<(u64, u64), Error> {
+        let a = self.array_of(pd, ch)?;
+        Ok(self.arrays.take(a, from).unwrap_or((edgeos_kernel_abi::ARRAY_EMPTY, 0)))
     }
 
     fn irq_ack(&mut self, plat: &mut impl Platform, pd: PdId, ch: u64) -> Result<(), Error> {
@@ -1069,6 +1146,17 @@ impl<'a> Kernel<'a> {
         pd.parent = Some(parent);
         pd.instance_handle = handle;
         pd.instance_id = id;
+        // Its ends of the channel arrays joining its template to static PDs.
+        for (a, info) in self.arrays.iter() {
+            if info.template == template && (id as u32) < info.max_instances {
+                self.pds[slot as usize].grants[info.instance_id as usize] = Grant::ArrayMember {
+                    peer: info.holder,
+                    peer_id: info.holder_id,
+                    array: a as u16,
+                    notify: info.instance_notify,
+                };
+            }
+        }
     }
 
     /// Takes instance `slot` out of every queue and call it is part of and leaves the slot
@@ -1095,6 +1183,14 @@ impl<'a> Kernel<'a> {
         }
         if self.current_sc == Some(slot) {
             self.current_sc = None;
+        }
+        // A later instance with this id must not inherit a pending notification.
+        let id = self.pd(slot).instance_id as u32;
+        for a in 0..self.arrays.len() {
+            let info = *self.arrays.info(a);
+            if slot >= info.first_slot && slot - info.first_slot == id {
+                self.arrays.clear(a, id);
+            }
         }
         *self.pd_mut(slot) = Pd::EMPTY;
     }

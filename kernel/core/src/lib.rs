@@ -3,6 +3,7 @@
 //!
 //! - [`frames`]: the physical frame allocator;
 //! - [`fwp`]: featherweight-process bookkeeping (instance ids, slots, quotas);
+//! - [`arrays`]: channel arrays (one channel id naming every instance of a template);
 //! - [`fpu`]: lazy FP/SIMD switching (who owns the registers);
 //! - [`pagetable`]: building aarch64 stage-1 translation tables for PD address spaces;
 //! - [`asid`]: address-space ids with generations;
@@ -19,6 +20,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod arrays;
 pub mod asid;
 pub mod context;
 pub mod fpu;

@@ -200,6 +200,29 @@ pub fn lookup(mem: &mut impl TableMemory, root: u64, va: u64) -> Option<Leaf> {
     None
 }
 
+/// Removes the 4 KiB page mapped at `va` (tables stay); returns its frame, None if no page
+/// was mapped there. The caller flushes the TLB.
+pub fn unmap(mem: &mut impl TableMemory, root: u64, va: u64) -> Option<u64> {
+    if va >= USER_TOP {
+        return None;
+    }
+    let mut table = root;
+    for level in 1..3 {
+        let d = mem.table(table)[index(va, level)];
+        if d & VALID == 0 || d & TABLE_OR_PAGE == 0 {
+            return None;
+        }
+        table = d & ADDRESS_MASK;
+    }
+    let entry = &mut mem.table(table)[index(va, 3)];
+    if *entry & VALID == 0 {
+        return None;
+    }
+    let paddr = *entry & ADDRESS_MASK;
+    *entry = 0;
+    Some(paddr)
+}
+
 /// Tears an address space down: calls `leaf(mem, va, leaf)` for every page or block mapped
 /// under `root`, then `table(mem, paddr)` for every table (root last), bottom up. The tables
 /// must not be used again (freeing them is the callback's business).
@@ -356,6 +379,24 @@ mod tests {
         assert_eq!(lookup(&mut m, root, USER_TOP), None);
         // root + one L2 + one L3 for the small pages, one more L2 for the block (other GiB).
         assert_eq!(m.tables.len(), 4);
+    }
+
+    #[test]
+    fn unmaps_pages_and_maps_again() {
+        let mut m = FakeMemory::new(100);
+        let root = new_root(&mut m).unwrap();
+        map(&mut m, root, 0x20_1000, 0x4100_5000, PageSize::Small, RW).unwrap();
+        map(&mut m, root, 0x4000_0000, 0x4200_0000, PageSize::Large, RO).unwrap();
+        assert_eq!(unmap(&mut m, root, 0x20_1000), Some(0x4100_5000));
+        assert_eq!(lookup(&mut m, root, 0x20_1000), None);
+        assert_eq!(unmap(&mut m, root, 0x20_1000), None, "nothing left to unmap");
+        assert_eq!(unmap(&mut m, root, 0x4000_0000), None, "blocks are not pages");
+        assert_eq!(unmap(&mut m, root, 0x9000_0000), None, "no table there");
+        assert_eq!(unmap(&mut m, root, USER_TOP), None);
+        let tables = m.tables.len();
+        map(&mut m, root, 0x20_1000, 0x4100_7000, PageSize::Small, RO).unwrap();
+        assert_eq!(lookup(&mut m, root, 0x20_1000).unwrap().paddr, 0x4100_7000);
+        assert_eq!(m.tables.len(), tables, "the tables were kept");
     }
 
     #[test]
