@@ -81,6 +81,12 @@ fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
     if !s.kernel.checkpoint_reached(tpl.template_pd) {
         return Err(Error::InvalidState);
     }
+    let index = tpl.template_pd as usize - s.info.pd_count();
+    let troot = s.kernel.pd(tpl.template_pd).root;
+    if !tpl.compacted {
+        compact(s, index, troot, s.kernel.pd(tpl.template_pd).asid.id);
+        s.instances.set_compacted(t);
+    }
     let id = s.instances.alloc(t)?;
     let slot = s.instances.slot(t, id);
     let asid = slot + 1;
@@ -89,8 +95,6 @@ fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
         return Err(Error::OutOfMemory);
     }
     let before = s.mem.frames.free_frames();
-    let troot = s.kernel.pd(tpl.template_pd).root;
-    let index = tpl.template_pd as usize - s.info.pd_count();
     let built = build(&s.info, &mut s.mem, index, troot);
     let used = (before - s.mem.frames.free_frames()) as u64 * PAGE_SIZE;
     let (root, ipc) = match built {
@@ -128,7 +132,8 @@ fn build(info: &bootinfo::BootInfo<'static>, mem: &mut Memory, index: usize, tro
     let d = info.template(index);
     let root = pagetable::new_root(mem).ok_or(0u64)?;
     let copy_page = |mem: &mut Memory, va: u64| -> Result<(), ()> {
-        let leaf = pagetable::lookup(mem, troot, va).ok_or(())?;
+        // A page the template dropped as all-zero ([`compact`]) comes on demand ([`demand_fault`]).
+        let Some(leaf) = pagetable::lookup(mem, troot, va) else { return Ok(()) };
         if !leaf.attrs.write {
             return pagetable::map(mem, root, va, leaf.paddr, PageSize::Small, leaf.attrs).map_err(|_| ());
         }
@@ -164,6 +169,94 @@ fn build(info: &bootinfo::BootInfo<'static>, mem: &mut Memory, index: usize, tro
         Some(leaf) if leaf.attrs.write => Ok((root, leaf.paddr)),
         _ => Err(root),
     }
+}
+
+/// Calls `f(mem, va)` for every page of template `index`'s writable segments and stack (the
+/// pages instances copy, or get on demand), except its IPC buffer (which must stay mapped).
+fn writable_pages(info: &bootinfo::BootInfo<'static>, index: usize, mut f: impl FnMut(u64)) {
+    let d = info.template(index);
+    for sg in info.template_segments(&d) {
+        let seg = info.segment(sg);
+        if seg.perms.write {
+            for p in 0..seg.mem_size.div_ceil(PAGE_SIZE) {
+                f(seg.vaddr + p * PAGE_SIZE);
+            }
+        }
+    }
+    let stack_base = d.stack_top - d.stack_size;
+    for p in 0..d.stack_size / PAGE_SIZE {
+        f(stack_base + p * PAGE_SIZE);
+    }
+}
+
+/// True if `va` is in one of template `index`'s writable segments or its stack.
+fn in_writable_range(info: &bootinfo::BootInfo<'static>, index: usize, va: u64) -> bool {
+    let d = info.template(index);
+    let in_segment = info.template_segments(&d).map(|sg| info.segment(sg)).any(|seg| {
+        seg.perms.write && va >= seg.vaddr && va < seg.vaddr.saturating_add(seg.mem_size.div_ceil(PAGE_SIZE) * PAGE_SIZE)
+    });
+    in_segment || (va >= d.stack_top - d.stack_size && va < d.stack_top)
+}
+
+/// Drops the template's all-zero writable pages (once, at its first fork: it is frozen at its
+/// checkpoint by then). Fork then copies only pages with data, and an instance gets a zeroed
+/// page when it first touches one of the others, so untouched heap and stack cost nothing.
+fn compact(s: &mut State, index: usize, troot: u64, asid: u16) {
+    let ipc = s.info.template(index).ipc_buffer & !(PAGE_SIZE - 1);
+    let mem = &mut s.mem;
+    writable_pages(&s.info, index, |va| {
+        if va == ipc {
+            return;
+        }
+        let Some(leaf) = pagetable::lookup(mem, troot, va) else { return };
+        if !leaf.attrs.write || leaf.size != PageSize::Small {
+            return;
+        }
+        // SAFETY: a whole RAM frame of the frozen template, read through the direct map.
+        let words = unsafe { core::slice::from_raw_parts(arch::phys_to_virt(leaf.paddr & !(PAGE_SIZE - 1)) as *const u64, 512) };
+        if words.iter().all(|&w| w == 0) {
+            let frame = pagetable::unmap(mem, troot, va);
+            if let Some(frame) = frame {
+                let _ = mem.frames.free(frame);
+            }
+        }
+    });
+    arch::mmu::flush_asid(asid);
+}
+
+/// A translation fault of instance `pd` at `address`: if it is a writable page of its template
+/// that [`compact`] dropped, maps a zeroed page there (charged to the instance's quota) and
+/// returns true (the instruction re-runs); otherwise false (a real fault).
+pub fn demand_fault(s: &mut State, pd: PdId, esr: u64, address: u64) -> bool {
+    const EC_DATA_ABORT_LOWER: u64 = 0x24;
+    let translation_fault = esr >> 26 == EC_DATA_ABORT_LOWER && (esr & 0x3c) == 0x04;
+    let p = s.kernel.pd(pd);
+    if !translation_fault || p.instance_handle == edgeos_kernel_core::kernel::NOT_INSTANCE {
+        return false;
+    }
+    let (root, id) = (p.root, p.instance_id as u32);
+    let Some(t) = p.parent.and_then(|holder| s.instances.find(holder, p.instance_handle as u64)) else { return false };
+    let index = s.instances.template(t).template_pd as usize - s.info.pd_count();
+    let va = address & !(PAGE_SIZE - 1);
+    if !in_writable_range(&s.info, index, va) || pagetable::lookup(&mut s.mem, root, va).is_some() {
+        return false;
+    }
+    if s.instances.charge_more(t, id, PAGE_SIZE).is_err() {
+        return false;
+    }
+    let attrs = PageAttrs { read: true, write: true, execute: false, device: false };
+    let mapped = match s.mem.zeroed_frame() {
+        Some(frame) => pagetable::map(&mut s.mem, root, va, frame, PageSize::Small, attrs).map_err(|_| {
+            let _ = s.mem.frames.free(frame);
+        }),
+        None => Err(()),
+    };
+    if mapped.is_err() {
+        s.instances.uncharge(t, id, PAGE_SIZE);
+        return false;
+    }
+    arch::mmu::table_write_barrier();
+    true
 }
 
 /// Maps at `va` in `root` a fresh copy of the page the template (`troot`) has there.

@@ -268,6 +268,9 @@ fn other_sync(s: &mut State, esr: u64, ctx: *mut UserContext) -> *mut UserContex
         fp_trap(s, pd);
         return ctx;
     }
+    if fwp::demand_fault(s, pd, esr, arch::cpu::far()) {
+        return ctx;
+    }
     let (kind, is_write) = classify_syndrome(esr);
     let c = &s.kernel.pds[pd as usize].ctx;
     let fault = FaultInfo { kind, pc: c.pc, address: arch::cpu::far(), syndrome: esr, is_write, sp: c.sp };

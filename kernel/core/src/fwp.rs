@@ -25,6 +25,9 @@ pub struct TemplateSlots {
     pub quota: u64,
     pub used: u64,
     pub live: u32,
+    /// The template's all-zero writable pages were dropped (at its first fork): instances get
+    /// those on demand.
+    pub compacted: bool,
     /// Where this template's ids start in the shared free-id stack and per-instance tables.
     base: u32,
     /// Free ids on the stack: `free[base .. base + max_instances - live]`.
@@ -53,7 +56,19 @@ pub struct GrantSpec {
 impl TemplateSlots {
     /// An unused entry (placeholder for storage).
     pub const EMPTY: TemplateSlots =
-        TemplateSlots { template_pd: 0, holder: 0, handle: 0, first_slot: 0, max_instances: 0, quota: 0, used: 0, live: 0, base: 0, free_len: 0 };
+        TemplateSlots {
+        template_pd: 0,
+        holder: 0,
+        handle: 0,
+        first_slot: 0,
+        max_instances: 0,
+        quota: 0,
+        used: 0,
+        live: 0,
+        compacted: false,
+        base: 0,
+        free_len: 0,
+    };
 }
 
 /// Total instance slots the grants need.
@@ -83,6 +98,7 @@ impl<'a> Instances<'a> {
                 quota: g.quota,
                 used: 0,
                 live: 0,
+                compacted: false,
                 base,
                 free_len: g.max_instances,
             };
@@ -139,6 +155,31 @@ impl<'a> Instances<'a> {
         ts.used += bytes;
         self.charged[(ts.base + id) as usize] = bytes.max(1);
         Ok(())
+    }
+
+    /// Charges `bytes` more to live instance `id` of template `t` (a page it touched), or
+    /// refuses if the quota would be exceeded.
+    pub fn charge_more(&mut self, t: usize, id: u32, bytes: u64) -> Result<(), Error> {
+        let ts = &mut self.templates[t];
+        if ts.used.checked_add(bytes).is_none_or(|u| u > ts.quota) {
+            return Err(Error::QuotaExceeded);
+        }
+        ts.used += bytes;
+        self.charged[(ts.base + id) as usize] += bytes;
+        Ok(())
+    }
+
+    /// Takes back `bytes` charged with [`Instances::charge_more`].
+    pub fn uncharge(&mut self, t: usize, id: u32, bytes: u64) {
+        let ts = &mut self.templates[t];
+        let c = &mut self.charged[(ts.base + id) as usize];
+        let b = bytes.min(*c - 1).min(ts.used);
+        *c -= b;
+        ts.used -= b;
+    }
+
+    pub fn set_compacted(&mut self, t: usize) {
+        self.templates[t].compacted = true;
     }
 
     /// True if instance `id` of template `t` is live (allocated and charged).
@@ -199,7 +240,12 @@ mod tests {
         assert_eq!(inst.template(0).used, 6 * 4096);
         assert_eq!(inst.alloc(0), Ok(2));
         assert_eq!(inst.charge(0, 2, 5 * 4096), Err(Error::QuotaExceeded), "memory quota");
+        inst.charge(0, 2, 2 * 4096).unwrap();
+        inst.charge_more(0, 2, 2 * 4096).unwrap();
+        assert_eq!(inst.charge_more(0, 2, 4096), Err(Error::QuotaExceeded), "pages touched later count too");
+        assert_eq!(inst.template(0).used, 10 * 4096);
         inst.release(0, 2);
+        assert_eq!(inst.template(0).used, 6 * 4096, "release gives back everything charged");
         assert_eq!(inst.template(0).live, 3);
         // The second template's slots follow the first's.
         let id = inst.alloc(1).unwrap();

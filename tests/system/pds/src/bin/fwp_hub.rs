@@ -40,6 +40,7 @@ impl Hub {
     fn start_round(&mut self) {
         self.answered = [0; MAX / 64];
         self.count = 0;
+        let free0 = debug_free_frames();
         for _ in 0..self.n {
             let inst = match PEERS.fork() {
                 Ok(i) => i,
@@ -54,7 +55,13 @@ impl Hub {
                 check!(m.add(1).read_volatile() == 0, "instance {i}'s mailbox is not fresh");
                 m.write_volatile(self.ask(i));
             }
-            if let Err(e) = ARRAY.notify(inst) {
+        }
+        // The peer's 64 KiB zero array is not copied at fork (pages come on demand).
+        let pages = (free0 - debug_free_frames()) / self.n as u64;
+        debug_println!("fwp_array: {pages} pages per instance at fork (64 KiB of zero bss not among them)");
+        check!(pages < 16, "{pages} pages per instance: zero pages were copied");
+        for i in 0..self.n {
+            if let Err(e) = ARRAY.notify(Instance::new(i)) {
                 fail(format_args!("notify instance {i}: {e}"));
             }
         }

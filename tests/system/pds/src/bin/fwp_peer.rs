@@ -2,8 +2,12 @@
 //! its mailbox (an instance region the holder sees through an instance window). `init` writes
 //! a marker into the mailbox: every instance must start with it (instance regions are part of
 //! the snapshot). On each notification: mailbox word 1 = word 0 * 3 + marker, then notify.
+//! The answer goes through a page of a 64 KiB zero array first: the template's zero pages are
+//! not copied at fork, so this exercises the kernel's pages-on-demand.
 #![no_std]
 #![no_main]
+
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use edgeos_microkit::{protection_domain, var, Channel, ChannelSet, Handler, Infallible};
 
@@ -14,6 +18,9 @@ const HOLDER: Channel = Channel::new(0);
 fn mailbox() -> *mut u64 {
     *var!(mailbox_vaddr: usize = 0) as *mut u64
 }
+
+/// 64 KiB of zeros (never touched by `init`).
+static SCRATCH: [AtomicU64; 8192] = [const { AtomicU64::new(0) }; 8192];
 
 struct Peer;
 
@@ -34,7 +41,10 @@ impl Handler for Peer {
         unsafe {
             let x = m.read_volatile();
             let marker = m.add(2).read_volatile();
-            m.add(1).write_volatile(x * 3 + marker);
+            let cell = &SCRATCH[(x as usize % 16) * 512];
+            let before = cell.swap(x * 3 + marker, Ordering::Relaxed);
+            let answer = if before == 0 { cell.load(Ordering::Relaxed) } else { 0 };
+            m.add(1).write_volatile(answer);
         }
         HOLDER.notify();
         Ok(())
