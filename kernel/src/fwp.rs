@@ -83,10 +83,8 @@ fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
     }
     let index = tpl.template_pd as usize - s.info.pd_count();
     let troot = s.kernel.pd(tpl.template_pd).root;
-    if !tpl.compacted {
-        compact(s, index, troot, s.kernel.pd(tpl.template_pd).asid.id);
-        s.instances.set_compacted(t);
-    }
+    let prepared = if tpl.compacted { s.plans[index] } else { prepare(s, t, index)? };
+    let plan = prepared.pages;
     let id = s.instances.alloc(t)?;
     let slot = s.instances.slot(t, id);
     let asid = slot + 1;
@@ -95,25 +93,25 @@ fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
         return Err(Error::OutOfMemory);
     }
     let before = s.mem.frames.free_frames();
-    let built = build(&s.info, &mut s.mem, index, troot);
+    let built = build(&s.info, &mut s.mem, index, plan);
     let used = (before - s.mem.frames.free_frames()) as u64 * PAGE_SIZE;
     let (root, ipc) = match built {
         Ok(r) => r,
         Err(root) => {
             if root != 0 {
-                teardown(&s.info, &mut s.mem, index, root, troot);
+                teardown(&mut s.mem, prepared.ranges, root, troot);
             }
             s.instances.release(t, id);
             return Err(Error::OutOfMemory);
         }
     };
     if let Err(e) = s.instances.charge(t, id, used) {
-        teardown(&s.info, &mut s.mem, index, root, troot);
+        teardown(&mut s.mem, prepared.ranges, root, troot);
         s.instances.release(t, id);
         return Err(e);
     }
     if map_windows(s, index, id, root).is_err() {
-        teardown(&s.info, &mut s.mem, index, root, troot);
+        teardown(&mut s.mem, prepared.ranges, root, troot);
         s.instances.release(t, id);
         return Err(Error::OutOfMemory);
     }
@@ -126,49 +124,89 @@ fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
     Ok(id)
 }
 
-/// Builds the address space of an instance of template `index` (root table `troot`); returns
-/// the root and the IPC buffer's frame, or the root to tear down (0: none) on out of memory.
-fn build(info: &bootinfo::BootInfo<'static>, mem: &mut Memory, index: usize, troot: u64) -> Result<(u64, u64), u64> {
+/// What fork and destroy need of a template, computed once by [`prepare`].
+#[derive(Clone, Copy, Debug)]
+pub struct Prepared {
+    pages: &'static [PlanPage],
+    /// The address ranges an instance may map (empty: too many, walk every table).
+    ranges: &'static [(u64, u64)],
+}
+
+impl Prepared {
+    pub const NONE: Prepared = Prepared { pages: &[], ranges: &[] };
+}
+
+/// One page of an instance's address space as fork builds it (see [`prepare`]).
+#[derive(Clone, Copy, Debug)]
+pub struct PlanPage {
+    va: u64,
+    /// The template's frame.
+    paddr: u64,
+    attrs: PageAttrs,
+    /// A private page (else the template's frame is shared): bytes `lo..hi` are copied from
+    /// the template's frame, the rest is zero.
+    private: bool,
+    lo: u16,
+    hi: u16,
+}
+
+impl PlanPage {
+    pub const NONE: PlanPage =
+        PlanPage { va: 0, paddr: 0, attrs: PageAttrs { read: false, write: false, execute: false, device: false }, private: false, lo: 0, hi: 0 };
+}
+
+/// Builds the address space of an instance of template `index` from its plan; returns the
+/// root and the IPC buffer's frame, or the root to tear down (0: none) on out of memory.
+fn build(info: &bootinfo::BootInfo<'static>, mem: &mut Memory, index: usize, plan: &[PlanPage]) -> Result<(u64, u64), u64> {
     let d = info.template(index);
     let root = pagetable::new_root(mem).ok_or(0u64)?;
-    let copy_page = |mem: &mut Memory, va: u64| -> Result<(), ()> {
-        // A page the template dropped as all-zero ([`compact`]) comes on demand ([`demand_fault`]).
-        let Some(leaf) = pagetable::lookup(mem, troot, va) else { return Ok(()) };
-        if !leaf.attrs.write {
-            return pagetable::map(mem, root, va, leaf.paddr, PageSize::Small, leaf.attrs).map_err(|_| ());
-        }
-        copy_private(mem, troot, root, va, leaf.attrs)
-    };
-    for sg in info.template_segments(&d) {
-        let seg = info.segment(sg);
-        for p in 0..seg.mem_size.div_ceil(PAGE_SIZE) {
-            copy_page(mem, seg.vaddr + p * PAGE_SIZE).map_err(|_| root)?;
-        }
-    }
-    let stack_base = d.stack_top - d.stack_size;
-    for p in 0..d.stack_size / PAGE_SIZE {
-        copy_page(mem, stack_base + p * PAGE_SIZE).map_err(|_| root)?;
-    }
-    for m in info.template_maps(&d) {
-        let mp = info.template_map(m);
-        let a = PageAttrs { read: mp.perms.read, write: mp.perms.write, execute: mp.perms.execute, device: !mp.cached };
-        match mp.region {
-            TemplateRegion::Static(r) => {
-                crate::loader::map_region(mem, root, &info.region(r as usize), mp.vaddr, a).map_err(|_| root)?;
-            }
-            TemplateRegion::Instance(r) => {
-                // A private copy of the template's (4 KiB pages whatever the region's page size).
-                let region = info.instance_region(r as usize);
-                for p in 0..region.size / PAGE_SIZE {
-                    copy_private(mem, troot, root, mp.vaddr + p * PAGE_SIZE, a).map_err(|_| root)?;
+    let mut mapper = pagetable::Mapper::new(root);
+    let mut ipc = 0;
+    for e in plan {
+        let frame = if e.private {
+            let Some(frame) = mem.frames.alloc() else { return Err(root) };
+            let (lo, hi) = (e.lo as u64, e.hi as u64);
+            // SAFETY: a fresh whole RAM frame nobody else refers to, and the template's frame
+            // (frozen at its checkpoint), both through the direct map; lo..hi is within a page
+            // and 8-byte aligned.
+            unsafe {
+                if lo != 0 || hi != PAGE_SIZE {
+                    memory::zero_phys(frame, PAGE_SIZE);
+                }
+                if hi > lo {
+                    memory::copy_words(
+                        arch::phys_to_virt(e.paddr + lo) as *const u64,
+                        arch::phys_to_virt(frame + lo) as *mut u64,
+                        ((hi - lo) / 8) as usize,
+                    );
                 }
             }
+            frame
+        } else {
+            e.paddr
+        };
+        if mapper.map_page(mem, e.va, frame, e.attrs).is_err() {
+            if e.private {
+                let _ = mem.frames.free(frame);
+            }
+            return Err(root);
+        }
+        if e.va == d.ipc_buffer {
+            ipc = frame;
         }
     }
-    match pagetable::lookup(mem, root, d.ipc_buffer) {
-        Some(leaf) if leaf.attrs.write => Ok((root, leaf.paddr)),
-        _ => Err(root),
+    // Static regions are shared with the template.
+    for m in info.template_maps(&d) {
+        let mp = info.template_map(m);
+        if let TemplateRegion::Static(r) = mp.region {
+            let a = PageAttrs { read: mp.perms.read, write: mp.perms.write, execute: mp.perms.execute, device: !mp.cached };
+            crate::loader::map_region(mem, root, &info.region(r as usize), mp.vaddr, a).map_err(|_| root)?;
+        }
     }
+    if ipc == 0 {
+        return Err(root);
+    }
+    Ok((root, ipc))
 }
 
 /// Calls `f(mem, va)` for every page of template `index`'s writable segments and stack (the
@@ -198,11 +236,20 @@ fn in_writable_range(info: &bootinfo::BootInfo<'static>, index: usize, va: u64) 
     in_segment || (va >= d.stack_top - d.stack_size && va < d.stack_top)
 }
 
-/// Drops the template's all-zero writable pages (once, at its first fork: it is frozen at its
-/// checkpoint by then). Fork then copies only pages with data, and an instance gets a zeroed
-/// page when it first touches one of the others, so untouched heap and stack cost nothing.
-fn compact(s: &mut State, index: usize, troot: u64, asid: u16) {
-    let ipc = s.info.template(index).ipc_buffer & !(PAGE_SIZE - 1);
+/// Prepares template `index` for forking, once (at its first fork: it is frozen at its
+/// checkpoint by then):
+/// - drops its writable pages that are all zero, and its stack pages wholly below its
+///   checkpoint's stack pointer (dead), so untouched heap, bss and stack cost instances nothing:
+///   an instance's first touch of one maps a zeroed page ([`demand_fault`]);
+/// - writes its fork plan: every page an instance gets, shared (code, read-only data) or
+///   private with the byte span holding data (the rest of a private page starts zeroed), so a
+///   fork reads no description records and copies only bytes that matter.
+fn prepare(s: &mut State, t: usize, index: usize) -> Result<Prepared, Error> {
+    let tpl = *s.instances.template(t);
+    let p = s.kernel.pd(tpl.template_pd);
+    let (troot, asid, sp) = (p.root, p.asid.id, p.ctx.sp);
+    let d = s.info.template(index);
+    let ipc = d.ipc_buffer & !(PAGE_SIZE - 1);
     let mem = &mut s.mem;
     writable_pages(&s.info, index, |va| {
         if va == ipc {
@@ -212,16 +259,84 @@ fn compact(s: &mut State, index: usize, troot: u64, asid: u16) {
         if !leaf.attrs.write || leaf.size != PageSize::Small {
             return;
         }
-        // SAFETY: a whole RAM frame of the frozen template, read through the direct map.
-        let words = unsafe { core::slice::from_raw_parts(arch::phys_to_virt(leaf.paddr & !(PAGE_SIZE - 1)) as *const u64, 512) };
-        if words.iter().all(|&w| w == 0) {
-            let frame = pagetable::unmap(mem, troot, va);
-            if let Some(frame) = frame {
+        let dead_stack = va >= d.stack_top - d.stack_size && va + PAGE_SIZE <= sp;
+        if dead_stack || span(leaf.paddr).is_none() {
+            if let Some(frame) = pagetable::unmap(mem, troot, va) {
                 let _ = mem.frames.free(frame);
             }
         }
     });
     arch::mmu::flush_asid(asid);
+
+    // The plan: every page still mapped in the template's segments, stack and instance regions.
+    let mut count = 0;
+    plan_pages(&s.info, index, &mut s.mem, troot, |_, _, _| count += 1);
+    let table = s.mem.alloc_table(count.max(1), PlanPage::NONE).ok_or(Error::OutOfMemory)?;
+    let mut n = 0;
+    plan_pages(&s.info, index, &mut s.mem, troot, |va, leaf, instance_region| {
+        let private = leaf.attrs.write || instance_region;
+        let (mut lo, hi) = if !private || va == ipc { (0, 0) } else { span(leaf.paddr).unwrap_or((0, 0)) };
+        if va < sp && sp < va + PAGE_SIZE {
+            // The part of the stack page below the stack pointer is dead.
+            lo = lo.max(((sp - va) & !15) as u16);
+        }
+        table[n] = PlanPage { va, paddr: leaf.paddr & !(PAGE_SIZE - 1), attrs: leaf.attrs, private, lo, hi: hi.max(lo) };
+        n += 1;
+    });
+    let pages: &'static [PlanPage] = &table[..n];
+    // The address ranges teardown walks (none: more than MAX_RANGES, walk whole tables).
+    let ranges: &'static [(u64, u64)] = match ranges(&s.info, index) {
+        Some((r, k)) => {
+            let stored = s.mem.alloc_table(k.max(1), (0u64, 0u64)).ok_or(Error::OutOfMemory)?;
+            stored[..k].copy_from_slice(&r[..k]);
+            &stored[..k]
+        }
+        None => &[],
+    };
+    let prepared = Prepared { pages, ranges };
+    s.plans[index] = prepared;
+    s.instances.set_compacted(t);
+    Ok(prepared)
+}
+
+/// The byte span `lo..hi` (8-byte aligned) of a page that holds non-zero bytes; None if all zero.
+fn span(paddr: u64) -> Option<(u16, u16)> {
+    // SAFETY: a whole RAM frame of the frozen template, read through the direct map.
+    let words = unsafe { core::slice::from_raw_parts(arch::phys_to_virt(paddr & !(PAGE_SIZE - 1)) as *const u64, 512) };
+    let first = words.iter().position(|&w| w != 0)?;
+    let last = words.iter().rposition(|&w| w != 0)?;
+    Some(((first * 8) as u16, ((last + 1) * 8) as u16))
+}
+
+/// Calls `f(va, leaf, is_instance_region)` for every page the template maps in its segments,
+/// stack and instance regions (4 KiB pages), in address order within each.
+fn plan_pages(info: &bootinfo::BootInfo<'static>, index: usize, mem: &mut Memory, troot: u64, mut f: impl FnMut(u64, pagetable::Leaf, bool)) {
+    let d = info.template(index);
+    let mut visit = |mem: &mut Memory, va: u64, instance_region: bool| {
+        if let Some(leaf) = pagetable::lookup(mem, troot, va) {
+            if leaf.size == PageSize::Small {
+                f(va, leaf, instance_region);
+            }
+        }
+    };
+    for sg in info.template_segments(&d) {
+        let seg = info.segment(sg);
+        for p in 0..seg.mem_size.div_ceil(PAGE_SIZE) {
+            visit(mem, seg.vaddr + p * PAGE_SIZE, false);
+        }
+    }
+    let stack_base = d.stack_top - d.stack_size;
+    for p in 0..d.stack_size / PAGE_SIZE {
+        visit(mem, stack_base + p * PAGE_SIZE, false);
+    }
+    for m in info.template_maps(&d) {
+        let mp = info.template_map(m);
+        if let TemplateRegion::Instance(r) = mp.region {
+            for p in 0..info.instance_region(r as usize).size / PAGE_SIZE {
+                visit(mem, mp.vaddr + p * PAGE_SIZE, true);
+            }
+        }
+    }
 }
 
 /// A translation fault of instance `pd` at `address`: if it is a writable page of its template
@@ -257,18 +372,6 @@ pub fn demand_fault(s: &mut State, pd: PdId, esr: u64, address: u64) -> bool {
     }
     arch::mmu::table_write_barrier();
     true
-}
-
-/// Maps at `va` in `root` a fresh copy of the page the template (`troot`) has there.
-fn copy_private(mem: &mut Memory, troot: u64, root: u64, va: u64, attrs: PageAttrs) -> Result<(), ()> {
-    let leaf = pagetable::lookup(mem, troot, va).ok_or(())?;
-    let frame = mem.frames.alloc().ok_or(())?;
-    // SAFETY: both are whole RAM frames seen through the direct map: the template's (frozen at
-    // its checkpoint) and a fresh one nobody else refers to.
-    unsafe { memory::copy_words(arch::phys_to_virt(leaf.paddr & !(PAGE_SIZE - 1)) as *const u64, arch::phys_to_virt(frame) as *mut u64, 512) };
-    pagetable::map(mem, root, va, frame, PageSize::Small, attrs).map_err(|_| {
-        let _ = mem.frames.free(frame);
-    })
 }
 
 /// Maps instance `id`'s copies of its instance regions into the static PDs' instance windows
@@ -362,7 +465,7 @@ fn ranges(info: &bootinfo::BootInfo<'static>, index: usize) -> Option<([(u64, u6
 
 /// Frees what an instance's address space owns: every leaf frame the template does not map at
 /// the same address, and every table.
-fn teardown(info: &bootinfo::BootInfo<'static>, mem: &mut Memory, index: usize, root: u64, troot: u64) {
+fn teardown(mem: &mut Memory, ranges: &[(u64, u64)], root: u64, troot: u64) {
     let mut leaf = |mem: &mut Memory, va, leaf: pagetable::Leaf| {
         let shared = pagetable::lookup(mem, troot, va).is_some_and(|t| t.paddr == leaf.paddr);
         if !shared && leaf.size == PageSize::Small {
@@ -372,9 +475,10 @@ fn teardown(info: &bootinfo::BootInfo<'static>, mem: &mut Memory, index: usize, 
     let mut table = |mem: &mut Memory, table| {
         let _ = mem.frames.free(table);
     };
-    match ranges(info, index) {
-        Some((r, n)) => pagetable::teardown_ranges(mem, root, &r[..n], &mut leaf, &mut table),
-        None => pagetable::teardown(mem, root, &mut leaf, &mut table),
+    if ranges.is_empty() {
+        pagetable::teardown(mem, root, &mut leaf, &mut table);
+    } else {
+        pagetable::teardown_ranges(mem, root, ranges, &mut leaf, &mut table);
     }
 }
 
@@ -395,7 +499,7 @@ fn destroy(s: &mut State, holder: PdId, handle: u64, id: u64) -> Result<(), Erro
     arch::mmu::flush_asid(asid);
     let index = tpl.template_pd as usize - s.info.pd_count();
     unmap_windows(s, index, id as u32, usize::MAX);
-    teardown(&s.info, &mut s.mem, index, root, s.kernel.pd(tpl.template_pd).root);
+    teardown(&mut s.mem, s.plans[index].ranges, root, s.kernel.pd(tpl.template_pd).root);
     s.instances.release(t, id as u32);
     Ok(())
 }

@@ -42,6 +42,8 @@ struct State {
     mem: memory::Memory,
     /// Featherweight-process books: templates, fork grants, live instances.
     instances: edgeos_kernel_core::fwp::Instances<'static>,
+    /// Each template's fork plan (empty until its first fork, see `fwp::prepare`).
+    plans: &'static mut [fwp::Prepared],
 }
 
 struct Global(UnsafeCell<Option<State>>);
@@ -125,6 +127,18 @@ extern "C" fn kmain(_dtb: u64, entered_el2: u64) -> ! {
         println!("EDGEOS-TEST: FAIL (boot)");
         arch::psci::system_off();
     }
+    let plans: &'static mut [fwp::Prepared] = if info.template_count() == 0 {
+        &mut []
+    } else {
+        match mem.alloc_table(info.template_count(), fwp::Prepared::NONE) {
+            Some(t) => t,
+            None => {
+                println!("edgeos: cannot build the system: no memory for fork plans");
+                println!("EDGEOS-TEST: FAIL (boot)");
+                arch::psci::system_off();
+            }
+        }
+    };
     for (irq, _) in kernel.owned_irqs() {
         let edge = (0..info.irq_count()).any(|i| info.irq(i).irq == irq && info.irq(i).trigger == bootinfo::Trigger::Edge);
         arch::gic::configure(irq, edge);
@@ -155,6 +169,7 @@ extern "C" fn kmain(_dtb: u64, entered_el2: u64) -> ! {
             fp: LazyFp::new(),
             mem,
             instances,
+            plans,
         })
     };
     arch::mmu::enable_user_translation();

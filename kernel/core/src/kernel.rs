@@ -1136,16 +1136,33 @@ impl<'a> Kernel<'a> {
         let t = &self.pds[template as usize];
         let (ctx, priority, passive, budget, period) = (t.ctx, t.priority, t.passive, t.sc.budget, t.sc.period);
         let pd = &mut self.pds[slot as usize];
-        *pd = Pd::EMPTY;
+        // The slot is empty (never used, or `kill_instance` emptied it): set every field but
+        // the grant and child tables, which an empty slot has all None (a Pd is kilobytes:
+        // never copied whole on this path).
+        debug_assert!(pd.state == State::Stopped && pd.instance_handle == NOT_INSTANCE);
         pd.ctx = ctx;
+        pd.fp = FpContext::ZERO;
         pd.state = State::Receiving;
         pd.priority = priority;
         pd.passive = passive;
         pd.sc = SchedContext { budget, period, remaining: budget, period_start: 0, holder: slot, throttled: false };
         pd.running_sc = if passive { None } else { Some(slot) };
+        pd.pending = 0;
+        pd.serving = None;
+        pd.call_info = MessageInfo(0);
+        pd.call_badge = 0;
+        pd.fault = None;
+        pd.ep_head = NIL;
+        pd.ep_tail = NIL;
+        pd.ep_next = NIL;
         pd.parent = Some(parent);
+        pd.child_id = 0;
         pd.instance_handle = handle;
         pd.instance_id = id;
+        pd.root = 0;
+        pd.asid = Asid { id: 0, generation: 0 };
+        pd.ipc_buffer = 0;
+        pd.owns_physical_timer = false;
         // Its ends of the channel arrays joining its template to static PDs.
         for (a, info) in self.arrays.iter() {
             if info.template == template && (id as u32) < info.max_instances {
@@ -1184,15 +1201,25 @@ impl<'a> Kernel<'a> {
         if self.current_sc == Some(slot) {
             self.current_sc = None;
         }
-        // A later instance with this id must not inherit a pending notification.
+        // A later instance with this id must not inherit a pending notification; its grants
+        // (only channel-array ends) go back to None.
         let id = self.pd(slot).instance_id as u32;
         for a in 0..self.arrays.len() {
             let info = *self.arrays.info(a);
             if slot >= info.first_slot && slot - info.first_slot == id {
                 self.arrays.clear(a, id);
+                self.pds[slot as usize].grants[info.instance_id as usize] = Grant::None;
             }
         }
-        *self.pd_mut(slot) = Pd::EMPTY;
+        // The rest is reset by `start_instance`; an empty slot is Stopped and no instance.
+        let p = self.pd_mut(slot);
+        p.state = State::Stopped;
+        p.instance_handle = NOT_INSTANCE;
+        p.serving = None;
+        p.pending = 0;
+        p.running_sc = None;
+        p.parent = None;
+        p.fault = None;
     }
 
     fn fail_call(&mut self, client: PdId) {

@@ -175,6 +175,51 @@ pub fn map(mem: &mut impl TableMemory, root: u64, va: u64, paddr: u64, size: Pag
     Ok(())
 }
 
+/// Maps 4 KiB pages into one address space, remembering the last level-3 table it used, so a
+/// run of pages in the same 2 MiB costs one descriptor write each (fork maps page by page).
+pub struct Mapper {
+    root: u64,
+    /// `va >> 21` of the cached level-3 table, and its address (0: none cached).
+    l3_key: u64,
+    l3: u64,
+}
+
+impl Mapper {
+    pub fn new(root: u64) -> Self {
+        Mapper { root, l3_key: 0, l3: 0 }
+    }
+
+    /// As [`map`] with [`PageSize::Small`].
+    pub fn map_page(&mut self, mem: &mut impl TableMemory, va: u64, paddr: u64, attrs: PageAttrs) -> Result<(), MapError> {
+        if self.l3 == 0 || va >> 21 != self.l3_key {
+            if va % PAGE_SIZE != 0 || paddr % PAGE_SIZE != 0 {
+                return Err(MapError::Misaligned);
+            }
+            // The general path creates the tables and checks range and permissions.
+            map(mem, self.root, va, paddr, PageSize::Small, attrs)?;
+            let mut table = self.root;
+            for level in 1..3 {
+                table = mem.table(table)[index(va, level)] & ADDRESS_MASK;
+            }
+            self.l3_key = va >> 21;
+            self.l3 = table;
+            return Ok(());
+        }
+        if va % PAGE_SIZE != 0 || paddr % PAGE_SIZE != 0 {
+            return Err(MapError::Misaligned);
+        }
+        if (attrs.write && attrs.execute) || (!attrs.read && !attrs.execute) || (attrs.write && !attrs.read) {
+            return Err(MapError::BadPermissions);
+        }
+        let entry = &mut mem.table(self.l3)[index(va, 3)];
+        if *entry & VALID != 0 {
+            return Err(MapError::AlreadyMapped);
+        }
+        *entry = leaf_descriptor(paddr, attrs, PageSize::Small);
+        Ok(())
+    }
+}
+
 /// Finds the page mapping `va`, if any.
 pub fn lookup(mem: &mut impl TableMemory, root: u64, va: u64) -> Option<Leaf> {
     if va >= USER_TOP {
@@ -379,6 +424,28 @@ mod tests {
         assert_eq!(lookup(&mut m, root, USER_TOP), None);
         // root + one L2 + one L3 for the small pages, one more L2 for the block (other GiB).
         assert_eq!(m.tables.len(), 4);
+    }
+
+    #[test]
+    fn mapper_matches_map() {
+        let mut a = FakeMemory::new(100);
+        let mut b = FakeMemory::new(100);
+        let (ra, rb) = (new_root(&mut a).unwrap(), new_root(&mut b).unwrap());
+        let mut m = Mapper::new(rb);
+        let pages = [0x20_0000u64, 0x20_1000, 0x20_5000, 0x40_0000, 0x3f_ffff_f000, 0x20_2000];
+        for (k, &va) in pages.iter().enumerate() {
+            let attrs = if k % 2 == 0 { RX } else { RW };
+            map(&mut a, ra, va, 0x4100_0000 + k as u64 * PAGE_SIZE, PageSize::Small, attrs).unwrap();
+            m.map_page(&mut b, va, 0x4100_0000 + k as u64 * PAGE_SIZE, attrs).unwrap();
+        }
+        for &va in &pages {
+            assert_eq!(lookup(&mut a, ra, va), lookup(&mut b, rb, va));
+        }
+        assert_eq!(a.tables.len(), b.tables.len());
+        assert_eq!(m.map_page(&mut b, 0x20_1000, 0x4200_0000, RO), Err(MapError::AlreadyMapped));
+        assert_eq!(m.map_page(&mut b, 0x20_3000, 0x4200_0800, RO), Err(MapError::Misaligned));
+        let wx = PageAttrs { read: true, write: true, execute: true, device: false };
+        assert_eq!(m.map_page(&mut b, 0x20_3000, 0x4200_0000, wx), Err(MapError::BadPermissions));
     }
 
     #[test]
