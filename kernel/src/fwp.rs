@@ -37,6 +37,10 @@ pub fn syscall(s: &mut State, pd: PdId, number: u64) -> Next {
             Ok(()) => (0, 0),
             Err(e) => (e as u64, 0),
         },
+        edgeos_kernel_abi::sys::RECYCLE => match recycle(s, pd, x[0], x[1]) {
+            Ok(()) => (0, 0),
+            Err(e) => (e as u64, 0),
+        },
         edgeos_kernel_abi::sys::INSTANCE_CALL => match call_target(s, pd, x[0], x[1]) {
             Ok((server, badge)) => return s.kernel.call_instance(&mut s.hw, pd, server, badge, MessageInfo(x[2])),
             Err(e) => (e as u64, 0),
@@ -480,6 +484,72 @@ fn teardown(mem: &mut Memory, ranges: &[(u64, u64)], root: u64, troot: u64) {
     } else {
         pagetable::teardown_ranges(mem, root, ranges, &mut leaf, &mut table);
     }
+}
+
+/// Resets a live instance to its template's snapshot in place (see `sys::RECYCLE`).
+fn recycle(s: &mut State, holder: PdId, handle: u64, id: u64) -> Result<(), Error> {
+    let t = template_of(s, holder, handle)?;
+    if !s.instances.is_live(t, id) {
+        return Err(Error::InvalidChild);
+    }
+    let tpl = *s.instances.template(t);
+    let index = tpl.template_pd as usize - s.info.pd_count();
+    let prepared = s.plans[index];
+    let slot = s.instances.slot(t, id as u32);
+    let p = s.kernel.pd(slot);
+    let (root, asid, ipc) = (p.root, p.asid, p.ipc_buffer);
+    let troot = s.kernel.pd(tpl.template_pd).root;
+    // Pages it got on demand (mapped in its writable ranges, absent from the template's).
+    let mut freed = 0u64;
+    let d = s.info.template(index);
+    let mut writable = [(0u64, 0u64); MAX_RANGES];
+    let mut n = 0;
+    for sg in s.info.template_segments(&d) {
+        let seg = s.info.segment(sg);
+        if seg.perms.write && n < MAX_RANGES {
+            writable[n] = (seg.vaddr, seg.vaddr.saturating_add(seg.mem_size));
+            n += 1;
+        }
+    }
+    if n < MAX_RANGES {
+        writable[n] = (d.stack_top - d.stack_size, d.stack_top);
+        n += 1;
+    }
+    for &(start, end) in &writable[..n] {
+        pagetable::unmap_range_if(&mut s.mem, root, start, end, &mut |mem: &mut Memory, va, leaf: pagetable::Leaf| {
+            if pagetable::lookup(mem, troot, va).is_some() {
+                return false;
+            }
+            let _ = mem.frames.free(leaf.paddr);
+            freed += 1;
+            true
+        });
+    }
+    arch::mmu::flush_asid(asid.id);
+    s.instances.uncharge(t, id as u32, freed * PAGE_SIZE);
+    // Private pages: the snapshot's bytes again.
+    for e in prepared.pages.iter().filter(|e| e.private) {
+        let Some(leaf) = pagetable::lookup(&mut s.mem, root, e.va) else { continue };
+        let frame = leaf.paddr & !(PAGE_SIZE - 1);
+        let (lo, hi) = (e.lo as u64, e.hi as u64);
+        // SAFETY: the instance's own frame (it is not running: the holder is) and the template's
+        // frozen one, through the direct map; lo..hi is within a page and 8-byte aligned.
+        unsafe {
+            memory::zero_phys(frame, PAGE_SIZE);
+            if hi > lo {
+                memory::copy_words(arch::phys_to_virt(e.paddr + lo) as *const u64, arch::phys_to_virt(frame + lo) as *mut u64, ((hi - lo) / 8) as usize);
+            }
+        }
+    }
+    // Scheduling state: as a fresh instance, in the same slot with the same address space.
+    s.kernel.kill_instance(slot);
+    s.fp.forget(slot);
+    s.kernel.start_instance(slot, tpl.template_pd, holder, handle as u8, id as u16);
+    let p = s.kernel.pd_mut(slot);
+    p.root = root;
+    p.asid = asid;
+    p.ipc_buffer = ipc;
+    Ok(())
 }
 
 fn destroy(s: &mut State, holder: PdId, handle: u64, id: u64) -> Result<(), Error> {

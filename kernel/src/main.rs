@@ -260,7 +260,9 @@ extern "C" fn handle_user_sync(ctx: *mut UserContext) -> *mut UserContext {
 fn syscall(s: &mut State, ctx: *mut UserContext) -> *mut UserContext {
     let pd = current(s);
     let number = s.kernel.pd(pd).ctx.x[8];
-    if (edgeos_kernel_abi::sys::FORK..=edgeos_kernel_abi::sys::DEBUG_FREE_FRAMES).contains(&number) {
+    if (edgeos_kernel_abi::sys::FORK..=edgeos_kernel_abi::sys::DEBUG_FREE_FRAMES).contains(&number)
+        || number == edgeos_kernel_abi::sys::RECYCLE
+    {
         return match fwp::syscall(s, pd, number) {
             Next::Resume => ctx,
             Next::Switch(next) => switch_to(s, next),

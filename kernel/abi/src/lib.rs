@@ -58,6 +58,11 @@ pub mod sys {
     /// if none) and `x2` = its bits (bit `b` of word `w`: instance `64 * w + b` notified), which
     /// the call clears. The PD itself was notified once, on the array's channel id.
     pub const ARRAY_TAKE: u64 = 15;
+    /// Resets instance `x1` of fork handle `x0` to its template's snapshot without tearing it
+    /// down: its private pages are copied again, pages it got on demand are freed, its
+    /// registers go back to the checkpoint and pending notifications are dropped; it keeps its
+    /// id, its frames and its windows. A call it was serving fails with InvalidState.
+    pub const RECYCLE: u64 = 16;
 }
 
 /// [`sys::ARRAY_TAKE`]'s word index when no instance of the array has a pending notification.

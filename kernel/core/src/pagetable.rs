@@ -268,6 +268,32 @@ pub fn unmap(mem: &mut impl TableMemory, root: u64, va: u64) -> Option<u64> {
     Some(paddr)
 }
 
+/// Visits every 4 KiB page mapped in `[start, end)` (tables that are absent are skipped whole)
+/// and unmaps those for which `drop(mem, va, leaf)` returns true (tables stay). The caller
+/// flushes the TLB and frees the frames.
+pub fn unmap_range_if<M: TableMemory>(mem: &mut M, root: u64, start: u64, end: u64, drop: &mut impl FnMut(&mut M, u64, Leaf) -> bool) {
+    const GIB: u64 = 1 << 30;
+    let (mut va, end) = (start & !(PAGE_SIZE - 1), end.min(USER_TOP));
+    while va < end {
+        let d1 = mem.table(root)[index(va, 1)];
+        if d1 & VALID == 0 || d1 & TABLE_OR_PAGE == 0 {
+            va = (va | (GIB - 1)) + 1;
+            continue;
+        }
+        let d2 = mem.table(d1 & ADDRESS_MASK)[index(va, 2)];
+        if d2 & VALID == 0 || d2 & TABLE_OR_PAGE == 0 {
+            va = (va | (LARGE_PAGE_SIZE - 1)) + 1;
+            continue;
+        }
+        let l3 = d2 & ADDRESS_MASK;
+        let d3 = mem.table(l3)[index(va, 3)];
+        if d3 & VALID != 0 && drop(mem, va, Leaf { paddr: d3 & ADDRESS_MASK, size: PageSize::Small, attrs: decode_attrs(d3) }) {
+            mem.table(l3)[index(va, 3)] = 0;
+        }
+        va += PAGE_SIZE;
+    }
+}
+
 /// Tears an address space down: calls `leaf(mem, va, leaf)` for every page or block mapped
 /// under `root`, then `table(mem, paddr)` for every table (root last), bottom up. The tables
 /// must not be used again (freeing them is the callback's business).
@@ -446,6 +472,25 @@ mod tests {
         assert_eq!(m.map_page(&mut b, 0x20_3000, 0x4200_0800, RO), Err(MapError::Misaligned));
         let wx = PageAttrs { read: true, write: true, execute: true, device: false };
         assert_eq!(m.map_page(&mut b, 0x20_3000, 0x4200_0000, wx), Err(MapError::BadPermissions));
+    }
+
+    #[test]
+    fn unmaps_a_range_selectively() {
+        let mut m = FakeMemory::new(100);
+        let root = new_root(&mut m).unwrap();
+        for k in 0..6u64 {
+            map(&mut m, root, 0x20_0000 + k * PAGE_SIZE, 0x4100_0000 + k * PAGE_SIZE, PageSize::Small, RW).unwrap();
+        }
+        map(&mut m, root, 0x4000_0000, 0x4200_0000, PageSize::Large, RO).unwrap();
+        let mut seen = std::vec::Vec::new();
+        unmap_range_if(&mut m, root, 0x20_1000, 0x4020_0000, &mut |_, va, leaf| {
+            seen.push(va);
+            leaf.paddr % (2 * PAGE_SIZE) == 0
+        });
+        assert_eq!(seen, [0x20_1000, 0x20_2000, 0x20_3000, 0x20_4000, 0x20_5000], "pages only, from start on");
+        let left: std::vec::Vec<bool> = (0..6u64).map(|k| lookup(&mut m, root, 0x20_0000 + k * PAGE_SIZE).is_some()).collect();
+        assert_eq!(left, [true, true, false, true, false, true]);
+        assert!(lookup(&mut m, root, 0x4000_0000).is_some(), "blocks are left alone");
     }
 
     #[test]

@@ -56,6 +56,14 @@ impl Fork {
         sys::destroy(self.index as u64, instance.index as u64)
     }
 
+    /// Resets an instance to its template's snapshot without a teardown (cheaper than
+    /// destroy + fork; it keeps its id, memory and windows): memory as at the checkpoint,
+    /// registers at the checkpoint, pending notifications dropped. The instance must be
+    /// treated as fresh (e.g. a network link set up again).
+    pub fn recycle(&self, instance: Instance) -> Result<(), ForkError> {
+        sys::recycle(self.index as u64, instance.index as u64)
+    }
+
     /// A protected call to an instance (its `protected` handler gets it on its channel-array
     /// id, 0 if none); returns the reply. MRs as for [`crate::Channel::pp_call`].
     pub fn call(&self, instance: Instance, msg_info: MessageInfo) -> Result<MessageInfo, ForkError> {

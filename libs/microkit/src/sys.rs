@@ -159,6 +159,11 @@ pub fn instance_call(handle: u64, id: u64, info: RawMessageInfo) -> Result<RawMe
     result(r0).map(|()| RawMessageInfo(r1))
 }
 
+/// Resets instance `id` of fork handle `handle` to its template's snapshot.
+pub fn recycle(handle: u64, id: u64) -> Result<(), Error> {
+    result(call2(number::RECYCLE, handle, id).0)
+}
+
 /// Notifies instance `id` through channel array `ch`.
 pub fn array_notify(ch: u64, id: u64) -> Result<(), Error> {
     result(call2(number::ARRAY_NOTIFY, ch, id).0)

@@ -1,9 +1,11 @@
 //! The holder of the `fwp_array` test (`hub-N`): forks N instances of `fwp_peer`, gives each a
 //! number through its mailbox (instance window), notifies it through the channel array, and
 //! checks every answer that comes back through the array (one notification for many
-//! instances, `ChannelArray::take` says which). Then: a destroyed instance cannot be notified;
-//! a second round with the ids reused; free memory after the second round's destroys equals
-//! the first's (the window's tables stay, nothing else).
+//! instances, `ChannelArray::take` says which). Round 2 recycles the same instances (memory,
+//! mailbox and the page each got on demand back to the snapshot, the demand pages freed) and
+//! asks again. Then: a destroyed instance cannot be notified; round 3 forks again with the ids
+//! reused; free memory after round 3's destroys equals round 2's (the window's tables stay,
+//! nothing else).
 #![no_std]
 #![no_main]
 
@@ -35,6 +37,33 @@ struct Hub {
 impl Hub {
     fn ask(&self, i: u32) -> u64 {
         self.round * 100_000 + i as u64
+    }
+
+    /// Round 2: the same instances, recycled.
+    fn recycle_round(&mut self) {
+        self.answered = [0; MAX / 64];
+        self.count = 0;
+        let free0 = debug_free_frames();
+        for i in 0..self.n {
+            if let Err(e) = PEERS.recycle(Instance::new(i)) {
+                fail(format_args!("recycle {i}: {e}"));
+            }
+            // SAFETY: instance i lives; its mailbox is mapped at mailbox(i).
+            unsafe {
+                let m = mailbox(i);
+                check!(m.read_volatile() == 0 && m.add(1).read_volatile() == 0, "instance {i}'s mailbox was not reset");
+                check!(m.add(2).read_volatile() == MARKER, "instance {i}'s mailbox lost the snapshot's marker");
+                m.write_volatile(self.ask(i));
+            }
+        }
+        // Each instance's scratch page (got on demand in round 1) went back.
+        let freed = debug_free_frames() - free0;
+        check!(freed == self.n as u64, "recycling {} instances freed {freed} pages, expected one each", self.n);
+        for i in 0..self.n {
+            if let Err(e) = ARRAY.notify(Instance::new(i)) {
+                fail(format_args!("notify instance {i}: {e}"));
+            }
+        }
     }
 
     fn start_round(&mut self) {
@@ -117,15 +146,20 @@ impl Handler for Hub {
             return Ok(());
         }
         debug_println!("fwp_array: round {}: {} instances answered through the array", self.round, self.n);
-        self.end_round();
         if self.round == 1 {
-            self.free_after_first = debug_free_frames();
             self.round = 2;
+            self.recycle_round();
+            return Ok(());
+        }
+        self.end_round();
+        if self.round == 2 {
+            self.free_after_first = debug_free_frames();
+            self.round = 3;
             self.start_round();
             return Ok(());
         }
         let free = debug_free_frames();
-        check!(free == self.free_after_first, "free frames {free} after round 2, {} after round 1", self.free_after_first);
+        check!(free == self.free_after_first, "free frames {free} after round 3, {} after round 2", self.free_after_first);
         pass("channel arrays and instance windows");
     }
 }

@@ -82,6 +82,17 @@ fn basic(n: usize) {
             check!(v == want, "round {round}: instance {} answered {v}, expected {want}", i.index());
         }
     }
+    // Recycle: each instance back to the snapshot (its counter answers 1001 again).
+    let mut recycle_t = [0u64; MAX];
+    for k in 0..n {
+        let t0 = counter();
+        if let Err(e) = COUNTERS.recycle(ids[k]) {
+            fail(format_args!("recycle {}: {e}", ids[k].index()));
+        }
+        recycle_t[k] = counter() - t0;
+        let v = ask(COUNTERS, ids[k]);
+        check!(v == 1001, "a recycled instance answered {v}, expected 1001");
+    }
     for k in 0..n {
         let t0 = counter();
         if let Err(e) = COUNTERS.destroy(ids[k]) {
@@ -107,9 +118,11 @@ fn basic(n: usize) {
     let (sm, sp) = stats(&mut start_t[..rounds]);
     let (fm, fp) = stats(&mut fork_t[..n]);
     let (dm, dp) = stats(&mut destroy_t[..n]);
+    let (rm, rp) = stats(&mut recycle_t[..n]);
     debug_println!("fwp: {n} instances, each answered 1001 then 1002; free frames back to {free0}");
     debug_println!("bench: fork: median {} p99 {} instructions", ns(fm), ns(fp));
     debug_println!("bench: destroy: median {} p99 {} instructions", ns(dm), ns(dp));
+    debug_println!("bench: recycle: median {} p99 {} instructions", ns(rm), ns(rp));
     debug_println!("bench: start (fork + first call + destroy): median {} p99 {} instructions", ns(sm), ns(sp));
     debug_println!("bench: memory per instance: {per_instance} bytes");
 }
