@@ -120,7 +120,7 @@ fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
         return Err(Error::OutOfMemory);
     }
     arch::mmu::table_write_barrier();
-    s.kernel.start_instance(slot, tpl.template_pd, holder, handle as u8, id as u16);
+    s.kernel.start_instance(slot, tpl.template_pd, prepared.priority, holder, handle as u8, id as u16);
     let p = s.kernel.pd_mut(slot);
     p.root = root;
     p.asid = Asid { id: asid as u16, generation: 0 };
@@ -132,12 +132,14 @@ fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
 #[derive(Clone, Copy, Debug)]
 pub struct Prepared {
     pages: &'static [PlanPage],
+    /// Instances' priority (the template's declared one).
+    priority: u8,
     /// The address ranges an instance may map (empty: too many, walk every table).
     ranges: &'static [(u64, u64)],
 }
 
 impl Prepared {
-    pub const NONE: Prepared = Prepared { pages: &[], ranges: &[] };
+    pub const NONE: Prepared = Prepared { pages: &[], priority: 0, ranges: &[] };
 }
 
 /// One page of an instance's address space as fork builds it (see [`prepare`]).
@@ -297,7 +299,7 @@ fn prepare(s: &mut State, t: usize, index: usize) -> Result<Prepared, Error> {
         }
         None => &[],
     };
-    let prepared = Prepared { pages, ranges };
+    let prepared = Prepared { pages, priority: d.priority, ranges };
     s.plans[index] = prepared;
     s.instances.set_compacted(t);
     Ok(prepared)
@@ -544,7 +546,7 @@ fn recycle(s: &mut State, holder: PdId, handle: u64, id: u64) -> Result<(), Erro
     // Scheduling state: as a fresh instance, in the same slot with the same address space.
     s.kernel.kill_instance(slot);
     s.fp.forget(slot);
-    s.kernel.start_instance(slot, tpl.template_pd, holder, handle as u8, id as u16);
+    s.kernel.start_instance(slot, tpl.template_pd, prepared.priority, holder, handle as u8, id as u16);
     let p = s.kernel.pd_mut(slot);
     p.root = root;
     p.asid = asid;

@@ -190,7 +190,7 @@ pub fn load(info: &BootInfo<'static>, blob_paddr: u64, mem: &mut Memory, frequen
         };
         let budget = us_to_ticks(d.budget_us, frequency);
         let period = us_to_ticks(d.period_us, frequency);
-        kernel.init_template(i as PdId, d.priority, budget, period, d.entry, d.stack_top);
+        kernel.init_template(i as PdId, budget, period, d.entry, d.stack_top);
         let (asid, _) = asids.alloc();
         let pd = &mut kernel.pds[i];
         pd.root = root;

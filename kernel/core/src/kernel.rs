@@ -181,6 +181,9 @@ pub struct Pd {
     pub owns_physical_timer: bool,
 }
 
+/// The priority templates run their `init` at (the highest: before every PD).
+pub const TEMPLATE_INIT_PRIORITY: u8 = 254;
+
 /// [`Pd::instance_handle`] of a PD that is not a featherweight instance.
 pub const NOT_INSTANCE: u8 = u8::MAX;
 
@@ -1106,8 +1109,12 @@ impl<'a> Kernel<'a> {
 
     /// Sets up slot `slot` (past the description's PDs) as a template: it runs its `init` like a
     /// root PD with no grants, so its first wait blocks for good (the checkpoint, see
-    /// [`Kernel::checkpoint_reached`]).
-    pub fn init_template(&mut self, slot: PdId, priority: u8, budget: u64, period: u64, entry: u64, stack_top: u64) {
+    /// [`Kernel::checkpoint_reached`]). It runs at [`TEMPLATE_INIT_PRIORITY`], before every PD,
+    /// so its holder can fork from its own `init` on (with no grants, a template cannot
+    /// interact with anyone, so the order changes nothing else); its instances get the
+    /// template's declared priority ([`Kernel::start_instance`]).
+    pub fn init_template(&mut self, slot: PdId, budget: u64, period: u64, entry: u64, stack_top: u64) {
+        let priority = TEMPLATE_INIT_PRIORITY;
         assert!((slot as usize) < self.pds.len());
         let pd = &mut self.pds[slot as usize];
         *pd = Pd::EMPTY;
@@ -1131,10 +1138,10 @@ impl<'a> Kernel<'a> {
     /// the template's first wait. Its faults go to `parent` (which forked it with fork handle
     /// `handle`, as instance `id`). Address space,
     /// ASID and IPC buffer are the arch layer's (set before it runs).
-    pub fn start_instance(&mut self, slot: PdId, template: PdId, parent: PdId, handle: u8, id: u16) {
+    pub fn start_instance(&mut self, slot: PdId, template: PdId, priority: u8, parent: PdId, handle: u8, id: u16) {
         assert!((slot as usize) < self.pds.len() && (template as usize) < self.pds.len() && (parent as usize) < self.pds.len());
         let t = &self.pds[template as usize];
-        let (ctx, priority, passive, budget, period) = (t.ctx, t.priority, t.passive, t.sc.budget, t.sc.period);
+        let (ctx, passive, budget, period) = (t.ctx, t.passive, t.sc.budget, t.sc.period);
         let pd = &mut self.pds[slot as usize];
         // The slot is empty (never used, or `kill_instance` emptied it): set every field but
         // the grant and child tables, which an empty slot has all None (a Pd is kilobytes:

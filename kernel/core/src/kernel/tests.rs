@@ -307,15 +307,15 @@ fn instances_resume_from_the_checkpoint_and_fault_to_their_holder() {
     // PD 0 holds the fork grant; slot 1 is the template, slots 2 and 3 instances.
     let (mut k, mut p) = boot_with_slots(vec![spec(50)], &[], 3);
     assert_eq!(k.pds[2].state, State::Stopped, "instance slots start empty");
-    k.init_template(1, 100, 1000, 1000, 0x20_0000, 0x4000);
+    k.init_template(1, 1000, 1000, 0x20_0000, 0x4000);
     assert!(!k.checkpoint_reached(1));
     assert_eq!(k.schedule(&mut p), Some(1), "the template runs its init first (higher priority)");
     k.pds[1].ctx.pc = 0x20_0123; // where its first wait is
     recv(&mut k, &mut p, 1);
     assert!(k.checkpoint_reached(1));
     assert_eq!(k.schedule(&mut p), Some(0));
-    k.start_instance(2, 1, 0, 3, 7);
-    k.start_instance(3, 1, 0, 3, 8);
+    k.start_instance(2, 1, 100, 0, 3, 7);
+    k.start_instance(3, 1, 100, 0, 3, 8);
     let badge = edgeos_kernel_abi::INSTANCE_FAULT | 3 << 32 | 7;
     k.pds[2].ipc_buffer = 3; // the arch layer's job (fake buffers are numbered from 1)
     k.pds[3].ipc_buffer = 4;
