@@ -27,6 +27,7 @@ mod handler;
 mod message;
 mod symbols;
 pub mod sys;
+mod time;
 
 pub use channel::{Channel, ChannelSet, ChannelSetIter, Child, DisplayChannelSet, IrqAckError, PdControlError};
 pub use defer::{DeferredAction, DeferredActionInterface, DeferredActionSlot};
@@ -44,6 +45,7 @@ pub use debug::debug_write;
 
 /// EdgeOS extensions beyond the `sel4-microkit` API.
 pub use entry::{debug_shutdown, debug_time};
+pub use time::{counter, counter_frequency};
 
 // For the macros.
 #[doc(hidden)]

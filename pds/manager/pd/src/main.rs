@@ -23,7 +23,6 @@ extern crate alloc;
 
 use alloc::vec;
 use alloc::vec::Vec;
-use core::arch::asm;
 use core::ptr::NonNull;
 
 use edgeos_manager_core::api::{self, Kernel, MAX_MRS};
@@ -37,19 +36,7 @@ use edgeos_microkit::{
 /// The longest services file read (the rest of a larger region is ignored).
 const CONFIG_MAX: usize = 0x10000;
 
-fn counter() -> u64 {
-    let v: u64;
-    // SAFETY: reading the virtual counter is allowed at EL0 and has no side effects.
-    unsafe { asm!("isb", "mrs {}, cntvct_el0", out(reg) v) };
-    v
-}
-
-fn frequency() -> u64 {
-    let v: u64;
-    // SAFETY: as above.
-    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) v) };
-    v
-}
+use edgeos_microkit::{counter, counter_frequency as frequency};
 
 /// The kernel side of the policy: fork and destroy system calls, the counter.
 struct Sys;

@@ -7,7 +7,6 @@
 #![no_std]
 #![no_main]
 
-use core::arch::asm;
 
 use edgeos_manager_core::api::{self, ApiError, Reply, Request, StatsReply, MAX_MRS};
 use edgeos_manager_core::policy::{self, InstanceRef};
@@ -23,19 +22,7 @@ const MANAGER: Channel = Channel::new(0);
 const KV: u8 = 0;
 const ECHO: u8 = 1;
 
-fn counter() -> u64 {
-    let v: u64;
-    // SAFETY: reading the virtual counter is allowed at EL0 and has no side effects.
-    unsafe { asm!("isb", "mrs {}, cntvct_el0", out(reg) v) };
-    v
-}
-
-fn frequency() -> u64 {
-    let v: u64;
-    // SAFETY: as above.
-    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) v) };
-    v
-}
+use edgeos_microkit::{counter, counter_frequency as frequency};
 
 fn spin_ms(ms: u64) {
     let end = counter() + frequency() * ms / 1000;

@@ -50,19 +50,7 @@ const NOTIFIES: [(&str, &str, Channel); 4] = [
     ("notify-higher-deferred", "notify round trip, higher priority, deferred answer", Channel::new(6)),
 ];
 
-fn counter() -> u64 {
-    let v: u64;
-    // SAFETY: reading the virtual counter is allowed at EL0 and has no side effects.
-    unsafe { asm!("isb", "mrs {}, cntvct_el0", out(reg) v) };
-    v
-}
-
-fn frequency() -> u64 {
-    let v: u64;
-    // SAFETY: reading CNTFRQ_EL0 at EL0 has no side effects.
-    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) v) };
-    v
-}
+use edgeos_microkit::{counter, counter_frequency as frequency};
 
 fn report(what: &str, ticks: u64) {
     // Under -icount shift=0 one nanosecond is one instruction.

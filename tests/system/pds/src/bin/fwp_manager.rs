@@ -13,7 +13,6 @@
 #![no_std]
 #![no_main]
 
-use core::arch::asm;
 
 use edgeos_microkit::{
     debug_free_frames, debug_println, get_mr, pd_name, protection_domain, Fork, ForkError, Handler, Infallible, Instance,
@@ -25,19 +24,7 @@ const COUNTERS: Fork = Fork::new(0);
 const SMALL: Fork = Fork::new(1);
 const MAX: usize = 1000;
 
-fn counter() -> u64 {
-    let v: u64;
-    // SAFETY: reading the virtual counter is allowed at EL0 and has no side effects.
-    unsafe { asm!("isb", "mrs {}, cntvct_el0", out(reg) v) };
-    v
-}
-
-fn frequency() -> u64 {
-    let v: u64;
-    // SAFETY: as above.
-    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) v) };
-    v
-}
+use edgeos_microkit::{counter, counter_frequency as frequency};
 
 /// Counter ticks to nanoseconds (= instructions under -icount shift=0).
 fn ns(ticks: u64) -> u64 {
