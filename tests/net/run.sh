@@ -4,7 +4,8 @@
 # host ports to the tenants, puts a `dgram` netdev on the same hub as the NIC to inject raw
 # Ethernet frames, and runs tests/net/client.py against it.
 #
-#   tests/net/run.sh            the test (prints `net: N passed, M failed`; non-zero on failure)
+#   tests/net/run.sh            the test (prints `net: N passed, M failed`; non-zero on failure),
+#                               then tests/net/instances/run.sh (memcached served by instances)
 #   tests/net/run.sh bench      measurements (round trips, echoes/s) into build/net-bench.txt
 #   tests/net/run.sh icount     instructions per packet through driver + virtualiser (-icount)
 #
@@ -115,6 +116,14 @@ if grep -E "panicked|faulted|no longer served" "$log" | grep -qv "tenant 3 broke
     grep -E -A3 "panicked|faulted|no longer served" "$log" | head -20 | sed 's/^/    | /'
     failed=$((failed + 1))
     rc=1
+fi
+# Instance tenants (a system of its own, booted after this one is stopped).
+if [ "$mode" = test ]; then
+    cleanup
+    trap - EXIT
+    SKIP_BUILD=1 tests/net/instances/run.sh | tee "$out/net-instances-run.log"
+    [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+    count <"$out/net-instances-run.log"
 fi
 if [ "$mode" != icount ]; then
     echo "net: $passed passed, $failed failed"

@@ -16,8 +16,11 @@
 # --smoke: 100 runs of each variant, 10 container starts, memcached N=2 with a host set/get.
 # Environment: CPU, GIC, EL2, MEM (as for qemu/run.sh); BL_ITERS, BL_CRUN_ITERS; BL_INSTANCES;
 # BL_PORT_BASE (host port of instance 0; default auto: 11211 if free, else the next free range);
-# BL_MEM_LARGE, guest RAM when N > BL_MAX_N_1G (default 2G above 800: a memcached process costs
-# Linux about 1.05 MiB, 1.26 with UDP, so about 860 fit in 1 GiB); LOADGEN_ARGS, LOADGEN_CMD (below).
+# BL_MEM_LARGE, guest RAM when N > BL_MAX_N_1G (default 4G above 350: an idle memcached process
+# costs Linux about 1.3 MiB, but once populated and driven about 2.45 MiB (its first 1 MiB slab
+# page, connection buffers), so about 370 fit in 1 GiB and 1000 need more than 2 GiB: at 2 GiB the
+# guest runs out of memory during populate and the host sees connections reset);
+# LOADGEN_ARGS, LOADGEN_CMD (below).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,7 +36,7 @@ for arg in "$@"; do
         --reuse-process-start) process_start=0;;
         --no-crun) crun=0;;
         --no-memcached) memcached=0;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0;;
         *) echo "usage: $0 [--smoke] [--no-crun] [--no-memcached] [--reuse-process-start]" >&2; exit 2;;
     esac
 done
@@ -43,8 +46,8 @@ else
     iters=${BL_ITERS:-10000}; crun_iters=${BL_CRUN_ITERS:-1000}; instances=${BL_INSTANCES:-1 100 300 1000}
 fi
 port_base=${BL_PORT_BASE:-auto}
-max_n_1g=${BL_MAX_N_1G:-800}
-mem_large=${BL_MEM_LARGE:-2G}
+max_n_1g=${BL_MAX_N_1G:-350}
+mem_large=${BL_MEM_LARGE:-4G}
 mkdir -p "$out"
 t0=$(date +%s)
 

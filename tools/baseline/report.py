@@ -224,6 +224,10 @@ def main():
                     avail[parts[0]] = int(parts[parts.index("MemAvailable:") + 1])
             per = ("%.2f MiB" % ((avail["before-memcached"] - avail["after-memcached"]) / 1024 / n)
                    if len(avail) == 2 and n and n >= 10 else "-")
+            # Under load: the lowest MemAvailable the guest reported (BL-STAT) while driven.
+            loaded = [st["memavail_kB"] for st in mc.get("guest_stats", []) if isinstance(st.get("memavail_kB"), int)]
+            if loaded and "before-memcached" in avail and n and n >= 10:
+                per += " / %.2f MiB" % ((avail["before-memcached"] - min(loaded)) / 1024 / n)
             checks = mc.get("checks", [])
             run = mc.get("run_cmd") or {}
             if run.get("cmd"):
@@ -252,7 +256,7 @@ def main():
         for c in sorted(load_cmds):
             L.append(f"Load (host, wall clock): `{c}`")
             L.append("")
-        L.append("| N | guest RAM | listening | host set/get | guest memory per instance | offered req/s | Linux req/s "
+        L.append("| N | guest RAM | listening | host set/get | guest memory per instance (idle / loaded) | offered req/s | Linux req/s "
                  "| Linux p50 (us) | Linux p99 (us) | errors + timeouts | EdgeOS p50 (us) | EdgeOS p99 (us) | ratio p99 |")
         L.append("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         L += rows

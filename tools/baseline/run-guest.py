@@ -154,6 +154,9 @@ def main():
     ap.add_argument("--mc-conns", type=int, default=64, help="memcached -c (default 64)")
     ap.add_argument("--mc-opts", default=LEAN_MEMCACHED,
                     help="memcached -o, comma-separated (default: %(default)s; '' for memcached's defaults)")
+    ap.add_argument("--watch", type=int, default=10,
+                    help="with --mc: the guest reports instances alive, free memory and OOM kills every "
+                         "this many seconds (BL-STAT; 0: never)")
     ap.add_argument("--host-port-base", default=str(GUEST_PORT_BASE),
                     help="host port of instance 0 (instance i: base + i); 'auto': the first free range "
                          "from 11211 up, in steps of 1000")
@@ -185,7 +188,7 @@ def main():
     host = "127.0.0.1"
     cmdline = ["console=ttyAMA0", "quiet", "loglevel=3", f"bl.iters={a.iters}", f"bl.variants={a.variants}",
                f"bl.crun={int(a.crun)}", f"bl.mc={a.mc}", f"bl.mcudp={int(a.mc_udp)}", f"bl.mcmem={a.mc_mem}",
-               f"bl.mcconns={a.mc_conns}"]
+               f"bl.mcconns={a.mc_conns}", f"bl.watch={a.watch}"]
     if a.mc_opts:
         if " " in a.mc_opts:
             sys.exit("[run-guest] --mc-opts: no spaces (comma-separated)")
@@ -270,7 +273,7 @@ def main():
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=env, start_new_session=True)
-    results, errors, memlines = [], [], []
+    results, errors, memlines, stats = [], [], [], []
     state = {"booted": None, "ready": None, "done": None}
     ready_evt, done_evt = threading.Event(), threading.Event()
     logf = open(a.log, "w") if a.log else None
@@ -297,6 +300,15 @@ def main():
                 errors.append(rest)
             elif tag == "MEM":
                 memlines.append(rest)
+            elif tag == "STAT":
+                stat = {"t": now}
+                for field in rest.split():
+                    k, _, v = field.partition("=")
+                    try:
+                        stat[k] = int(v)
+                    except ValueError:
+                        stat[k] = v
+                stats.append(stat)
             elif tag == "BOOTED":
                 state["booted"] = now
                 meta["guest_boot"] = rest
@@ -351,7 +363,8 @@ def main():
                 mc["listening"] = meta.get("memcached_listening", 0)
                 if mc["listening"] < a.mc:
                     errors.append(f"only {mc['listening']} of {a.mc} memcached instances listen")
-                idx = sorted({0, a.mc - 1} | set(random.sample(range(a.mc), min(a.check, a.mc))))[:max(a.check, 1)]
+                # The first and the last instance, and random others.
+                idx = sorted({0, a.mc - 1} | set(random.sample(range(1, a.mc), max(min(a.check, a.mc) - 2, 0))))
                 if a.check >= a.mc:
                     idx = list(range(a.mc))
                 checks = []
@@ -383,6 +396,11 @@ def main():
                     mc["run_cmd"] = {"cmd": a.run_cmd, "exit": rc, "json": a.run_json}
                     if rc != 0:
                         errors.append(f"--run-cmd exited {rc}")
+                    # One more BL-STAT after the load: instances still alive, memory in use.
+                    if a.watch > 0 and proc.poll() is None:
+                        seen, until = len(stats), time.monotonic() + 2 * a.watch + 5
+                        while len(stats) == seen and time.monotonic() < until and proc.poll() is None:
+                            time.sleep(0.2)
                 if a.hold:
                     log(f"guest up: memcached on {host}:{a.host_port_base}..{a.host_port_base + a.mc - 1}; "
                         "Ctrl-C ends it")
@@ -422,6 +440,15 @@ def main():
     meta["guest_booted_after_s"] = state["booted"]
     meta["memory"] = memlines
     mc["memory"] = memlines
+    if stats:
+        # BL-STAT lines: instances alive, MemAvailable, OOM kills (every --watch seconds).
+        mc["guest_stats"] = stats
+        low = min(stats, key=lambda st: st.get("alive", a.mc) if isinstance(st.get("alive"), int) else a.mc)
+        last = stats[-1]
+        if isinstance(low.get("alive"), int) and low["alive"] < a.mc:
+            errors.append(f"only {low['alive']} of {a.mc} memcached instances were alive at {low['t']} s "
+                          f"(guest OOM kills so far: {last.get('oom_kills', '?')}, MemAvailable "
+                          f"{last.get('memavail_kB', '?')} kB)")
     out = {"meta": meta, "process_start": results, "memcached": mc if a.mc else None, "errors": errors}
     if a.out:
         os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)

@@ -18,14 +18,40 @@ pub const NIC_BUFFERS: u32 = 512;
 /// (10 or 12 bytes for virtio-net), so the virtualiser never needs to know the device.
 pub const NIC_FRAME_OFFSET: u64 = 16;
 
-/// Tenant buffers (virtualiser <-> tenant) per direction, and the capacity of each of the four
-/// queues of a tenant link. A tenant's frames start at offset 0 of its buffers.
+/// The most tenant buffers (virtualiser <-> tenant) per direction, and the capacity of each of
+/// the four queues of a tenant link (whatever the data regions hold, so the link region's layout
+/// never changes). A tenant's frames start at offset 0 of its buffers. How many buffers a link
+/// has is [`tenant_buffers`] of its data region's size, per direction.
 pub const TENANT_BUFFERS: u32 = 256;
 
 /// The layout of a NIC DMA region (one per direction).
 pub const NIC_LAYOUT: BufferLayout = BufferLayout::new(BUFFER_SIZE, NIC_BUFFERS);
-/// The layout of a tenant's data region (one per direction).
+/// The layout of a full-size tenant data region (one per direction): [`TENANT_BUFFERS`]
+/// buffers. A smaller region (a template's instances have smaller ones) is cut by
+/// [`tenant_layout`].
 pub const TENANT_LAYOUT: BufferLayout = BufferLayout::new(BUFFER_SIZE, TENANT_BUFFERS);
+
+/// How many buffers a tenant data region of `region_size` bytes holds: `region_size /
+/// BUFFER_SIZE`, at most [`TENANT_BUFFERS`] (the rest of a larger region is unused). None if
+/// the size is zero or not a multiple of [`BUFFER_SIZE`]: such a region is refused. Both ends of
+/// a link apply this same rule to each of its two data regions (they may differ), so they agree
+/// on which descriptors are valid.
+pub const fn tenant_buffers(region_size: usize) -> Option<u32> {
+    let size = BUFFER_SIZE as usize;
+    if region_size == 0 || !region_size.is_multiple_of(size) {
+        return None;
+    }
+    let count = region_size / size;
+    Some(if count > TENANT_BUFFERS as usize { TENANT_BUFFERS } else { count as u32 })
+}
+
+/// The layout of a tenant data region of `region_size` bytes ([`tenant_buffers`] buffers).
+pub const fn tenant_layout(region_size: usize) -> Option<BufferLayout> {
+    match tenant_buffers(region_size) {
+        Some(count) => Some(BufferLayout::new(BUFFER_SIZE, count)),
+        None => None,
+    }
+}
 
 /// Bytes of a queue region on the NIC link.
 pub const NIC_QUEUE_BYTES: usize = queue_bytes(NIC_BUFFERS);
@@ -61,9 +87,16 @@ impl TenantQueue {
     }
 }
 
-/// What the virtualiser tells a tenant about its link, written into the link region before
-/// the tenant runs: which tenant it is and the ports routed to it (0: none). Tenants serve the
-/// ports the network side routes to them, so the two can never disagree.
+/// What the virtualiser tells a tenant about its link, written into the link region (at
+/// [`LINK_INFO_OFFSET`]) before the tenant needs it: which tenant it is and the ports routed to
+/// it (0: none). Tenants serve the ports the network side routes to them, so the two can never
+/// disagree.
+///
+/// When: for a static tenant, before the tenant runs (the virtualiser has the higher priority);
+/// for a template's instance, after the template's `init` (which saw an all-zero, invalid block
+/// in its own copy of the region) and before the virtualiser first notifies the instance. A
+/// tenant whose block is not valid yet defers everything that depends on it to the first event
+/// at which it is ([`LinkDescription`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LinkInfo {
     pub tenant: u16,
@@ -92,6 +125,57 @@ impl LinkInfo {
         }
         let word = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
         Some(LinkInfo { tenant: word(8), udp_port: word(10), tcp_port: word(12) })
+    }
+
+    /// A seed for this tenant's random numbers (TCP initial sequence numbers, ephemeral ports,
+    /// hash seeds), from the counter value `ticks` read when the tenant attaches: instances of one
+    /// template start from the same memory, so the seed must come from what differs between
+    /// them (their tenant number, the time they attach), never from the template's `init`.
+    pub fn random_seed(&self, ticks: u64) -> u64 {
+        // splitmix64's finaliser over the counter and the tenant's identity.
+        let mut z = ticks
+            ^ ((self.tenant as u64) << 32 | (self.udp_port as u64) << 16 | self.tcp_port as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// A tenant's knowledge of its link's [`LinkInfo`]: unknown until the block in the link region
+/// is valid, then fixed for good (a later change of the block is ignored: the tenant has
+/// configured its stack and bound its ports by then).
+///
+/// A tenant reads the block at `init` and, while it is not valid, again at every event, and
+/// attaches (configures its addresses, binds its ports) the first time [`Self::update`] returns
+/// `Some`. A static tenant attaches during `init`; a template's instance at its first event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkDescription {
+    info: Option<LinkInfo>,
+}
+
+impl LinkDescription {
+    /// Nothing known yet.
+    pub const fn new() -> Self {
+        LinkDescription { info: None }
+    }
+
+    /// The info once known.
+    pub fn get(&self) -> Option<LinkInfo> {
+        self.info
+    }
+
+    /// Whether the info is still unknown, i.e. whether [`Self::update`] wants the block (saves
+    /// reading it once known).
+    pub fn pending(&self) -> bool {
+        self.info.is_none()
+    }
+
+    /// Takes a fresh copy of the link's info block into account; returns the info if known.
+    pub fn update(&mut self, block: &[u8; LINK_INFO_BYTES]) -> Option<LinkInfo> {
+        if self.info.is_none() {
+            self.info = LinkInfo::decode(block);
+        }
+        self.info
     }
 }
 
@@ -129,6 +213,8 @@ impl Default for LinkControl {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
 
     #[test]
@@ -136,5 +222,88 @@ mod tests {
         let info = LinkInfo { tenant: 3, udp_port: 7001, tcp_port: 0 };
         assert_eq!(LinkInfo::decode(&info.encode()), Some(info));
         assert_eq!(LinkInfo::decode(&[0; LINK_INFO_BYTES]), None);
+    }
+
+    #[test]
+    fn link_info_needs_the_whole_magic() {
+        let info = LinkInfo { tenant: 1, udp_port: 5556, tcp_port: 5556 };
+        // Fields written, magic not (yet): not valid.
+        let mut b = info.encode();
+        b[..8].fill(0);
+        assert_eq!(LinkInfo::decode(&b), None);
+        // Any byte of the magic wrong: not valid.
+        for i in 0..8 {
+            let mut b = info.encode();
+            b[i] ^= 0x20;
+            assert_eq!(LinkInfo::decode(&b), None, "byte {i}");
+        }
+        // The reserved bytes are ignored.
+        let mut b = info.encode();
+        b[14] = 0xff;
+        b[15] = 0xee;
+        assert_eq!(LinkInfo::decode(&b), Some(info));
+    }
+
+    #[test]
+    fn buffers_follow_the_region_size() {
+        let b = BUFFER_SIZE as usize;
+        assert_eq!(tenant_buffers(0), None);
+        assert_eq!(tenant_buffers(b - 1), None);
+        assert_eq!(tenant_buffers(b + 1), None);
+        assert_eq!(tenant_buffers(0x20000 + 0x400), None);
+        assert_eq!(tenant_buffers(b), Some(1));
+        // An instance's regions (0x20000: 64 buffers) and a static tenant's (0x80000: 256).
+        assert_eq!(tenant_buffers(0x20000), Some(64));
+        assert_eq!(tenant_buffers(0x80000), Some(TENANT_BUFFERS));
+        // Larger regions hold at most TENANT_BUFFERS (the queues' capacity).
+        assert_eq!(tenant_buffers(0x100000), Some(TENANT_BUFFERS));
+        assert_eq!(tenant_buffers(usize::MAX - (usize::MAX % b)), Some(TENANT_BUFFERS));
+        assert_eq!(tenant_layout(0x80000), Some(TENANT_LAYOUT));
+        let small = tenant_layout(0x20000).unwrap();
+        assert_eq!(small.region_bytes(), 0x20000);
+        assert!(small.check(crate::Descriptor::new(63 * b as u64, 100)).is_ok());
+        assert!(small.check(crate::Descriptor::new(64 * b as u64, 100)).is_err());
+        // Every valid count fits the queues, so a queue never fills.
+        for size in (b..=0x100000).step_by(b) {
+            assert!(tenant_buffers(size).unwrap() <= TENANT_BUFFERS);
+        }
+    }
+
+    #[test]
+    fn description_is_deferred_until_valid_then_fixed() {
+        let mut d = LinkDescription::new();
+        assert!(d.pending());
+        assert_eq!(d.get(), None);
+        // A template's init: the block is all zeros.
+        assert_eq!(d.update(&[0; LINK_INFO_BYTES]), None);
+        assert!(d.pending());
+        // A spurious event before the virtualiser wrote it: still nothing.
+        assert_eq!(d.update(&[0; LINK_INFO_BYTES]), None);
+        // The virtualiser wrote the instance's info and notified.
+        let info = LinkInfo { tenant: 42, udp_port: 0, tcp_port: 11211 };
+        assert_eq!(d.update(&info.encode()), Some(info));
+        assert!(!d.pending());
+        assert_eq!(d.get(), Some(info));
+        // Later changes (or a scribbled block) do not move a tenant that has attached.
+        let other = LinkInfo { tenant: 7, udp_port: 1, tcp_port: 2 };
+        assert_eq!(d.update(&other.encode()), Some(info));
+        assert_eq!(d.update(&[0; LINK_INFO_BYTES]), Some(info));
+        // A static tenant: valid at the first read.
+        let mut s = LinkDescription::new();
+        assert_eq!(s.update(&other.encode()), Some(other));
+    }
+
+    #[test]
+    fn seeds_differ_per_instance_and_time() {
+        let a = LinkInfo { tenant: 1, udp_port: 11211, tcp_port: 11211 };
+        let b = LinkInfo { tenant: 2, ..a };
+        assert_ne!(a.random_seed(1000), b.random_seed(1000));
+        assert_ne!(a.random_seed(1000), a.random_seed(1001));
+        assert_eq!(a.random_seed(1000), a.random_seed(1000));
+        // Many instances attaching at the same tick all get distinct seeds.
+        let mut seeds: std::vec::Vec<u64> = (0..1000u16).map(|t| LinkInfo { tenant: t, ..a }.random_seed(5)).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        assert_eq!(seeds.len(), 1000);
     }
 }

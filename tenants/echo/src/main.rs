@@ -2,6 +2,10 @@
 //! connection to its port gets back what it sends, with several connections at once. It
 //! serves the UDP and TCP ports the network virtualiser routes to it (the virtualiser's route
 //! configuration, told to the tenant through its link), so one program serves many tenants.
+//!
+//! It runs as a static PD or as a template's instances: `init` opens the link and makes the
+//! sockets; the interface (addresses, random seed) and the ports are set up when the link's
+//! info is first there, in `init` for a static PD, at the first notification for an instance.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -11,7 +15,7 @@ extern crate alloc;
 use alloc::vec;
 
 use edgeos_microkit::{debug_println, debug_time, pd_name, protection_domain, var, ChannelSet, Handler};
-use edgeos_net_device::{LinkError, NetLink};
+use edgeos_net_device::{LinkError, LinkInfo, NetLink};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::Instant;
@@ -25,7 +29,8 @@ const UDP_BUFFER: usize = 64 * 1024;
 
 struct Echo {
     link: NetLink,
-    iface: Interface,
+    /// None until the link is described (see `attach`).
+    iface: Option<Interface>,
     sockets: SocketSet<'static>,
     udp: SocketHandle,
     tcp: [SocketHandle; TCP_SOCKETS],
@@ -39,33 +44,16 @@ fn now() -> Instant {
 
 #[protection_domain(heap_size = 0x80000)]
 fn init() -> Echo {
-    let gateway = var!(gateway_ip: u32 = 0x0a00_0202).to_be_bytes();
-    let mut link = match NetLink::from_description() {
+    let link = match NetLink::from_description() {
         Ok(l) => l,
         Err(e) => panic!("{e}"),
     };
-    let (udp_port, tcp_port) = (link.info.udp_port, link.info.tcp_port);
-    let mut config = Config::new(HardwareAddress::Ethernet(link.mac));
-    config.random_seed = now().total_micros() as u64 ^ ((link.info.tenant as u64) << 32);
-    let mut iface = Interface::new(config, &mut link, now());
-    let ip = link.ip;
-    iface.update_ip_addrs(|addrs| {
-        addrs.push(IpCidr::new(ip.into(), 24)).expect("one address fits");
-    });
-    let gw = Ipv4Address::new(gateway[0], gateway[1], gateway[2], gateway[3]);
-    iface.routes_mut().add_default_ipv4_route(gw).expect("one route fits");
-
     let mut sockets = SocketSet::new(vec![]);
     let udp_socket = udp::Socket::new(
         udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BUFFER]),
         udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BUFFER]),
     );
     let udp = sockets.add(udp_socket);
-    if udp_port != 0 {
-        if let Err(e) = sockets.get_mut::<udp::Socket>(udp).bind(udp_port) {
-            panic!("echo: bind UDP port {udp_port}: {e}");
-        }
-    }
     let tcp = core::array::from_fn(|_| {
         let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; TCP_BUFFER]), tcp::SocketBuffer::new(vec![0; TCP_BUFFER]));
         // Echoes go out at once: acknowledge with the data, no Nagle.
@@ -73,17 +61,44 @@ fn init() -> Echo {
         s.set_nagle_enabled(false);
         sockets.add(s)
     });
-    debug_println!("echo: PD {} (tenant {}) serving UDP port {udp_port}, TCP port {tcp_port}", pd_name().unwrap_or("?"), link.info.tenant);
-    let mut echo = Echo { link, iface, sockets, udp, tcp, tcp_port };
-    echo.listen();
-    // Drain whatever already arrived and ask the virtualiser to notify us of more.
+    let mut echo = Echo { link, iface: None, sockets, udp, tcp, tcp_port: 0 };
+    // A static PD attaches here and drains whatever already arrived; a template finds its link
+    // not described yet and waits (its instances attach at their first notification).
     if let Err(e) = echo.run() {
         panic!("echo: {e}");
+    }
+    if echo.iface.is_none() {
+        debug_println!("echo: PD {}: link not described yet; attaching at the first notification", pd_name().unwrap_or("?"));
     }
     echo
 }
 
 impl Echo {
+    /// Sets up what depends on the link's info: the interface (address, gateway, a seed of
+    /// this tenant's own) and the ports.
+    fn attach(&mut self, info: LinkInfo) {
+        let gateway = var!(gateway_ip: u32 = 0x0a00_0202).to_be_bytes();
+        let (udp_port, tcp_port) = (info.udp_port, info.tcp_port);
+        let mut config = Config::new(HardwareAddress::Ethernet(self.link.mac));
+        config.random_seed = info.random_seed(debug_time().0);
+        let mut iface = Interface::new(config, &mut self.link, now());
+        let ip = self.link.ip;
+        iface.update_ip_addrs(|addrs| {
+            addrs.push(IpCidr::new(ip.into(), 24)).expect("one address fits");
+        });
+        let gw = Ipv4Address::new(gateway[0], gateway[1], gateway[2], gateway[3]);
+        iface.routes_mut().add_default_ipv4_route(gw).expect("one route fits");
+        if udp_port != 0 {
+            if let Err(e) = self.sockets.get_mut::<udp::Socket>(self.udp).bind(udp_port) {
+                panic!("echo: bind UDP port {udp_port}: {e}");
+            }
+        }
+        self.tcp_port = tcp_port;
+        debug_println!("echo: PD {} (tenant {}) serving UDP port {udp_port}, TCP port {tcp_port}", pd_name().unwrap_or("?"), info.tenant);
+        self.iface = Some(iface);
+        self.listen();
+    }
+
     /// Puts every closed TCP socket back to listening.
     fn listen(&mut self) {
         if self.tcp_port == 0 {
@@ -140,16 +155,23 @@ impl Echo {
     }
 
     fn run(&mut self) -> Result<(), LinkError> {
+        if self.iface.is_none() {
+            match self.link.info() {
+                Some(info) => self.attach(info),
+                None => return self.link.wait_for_info(),
+            }
+        }
         loop {
             loop {
-                let changed = self.iface.poll(now(), &mut self.link, &mut self.sockets);
+                let Some(iface) = self.iface.as_mut() else { unreachable!("attached above") };
+                let changed = iface.poll(now(), &mut self.link, &mut self.sockets);
                 let moved = self.serve();
                 self.listen();
                 if !moved && changed == smoltcp::iface::PollResult::None {
                     break;
                 }
             }
-            let next = self.iface.poll_at(now(), &self.sockets);
+            let next = self.iface.as_mut().and_then(|iface| iface.poll_at(now(), &self.sockets));
             self.link.set_wake_at(next);
             if self.link.finish_batch()? {
                 return Ok(());

@@ -14,7 +14,13 @@
 //! - Expiry: lazy in the store, plus [`Store::crawl`] once a second while the store holds items,
 //!   woken by the virtualiser's timer (the same deadline word smoltcp's timers use).
 //! - Memory: the store's limit is `memcached_memory_limit` (16 MiB by default), inside a heap of
-//!   `HEAP_SIZE` bytes that also holds the socket and connection buffers.
+//!   `HEAP_SIZE` bytes that also holds the socket and connection buffers. `init` writes only the
+//!   socket buffers and the scratch buffer (with zeros); the store starts empty, so the rest of
+//!   the heap stays untouched until items arrive.
+//! - Static PD or template: `init` opens the link, makes the sockets and the buffers; the
+//!   interface (addresses, random seed), the ports, the store (its hash seed, its start time,
+//!   the ports and process id its `stats` report) are set up when the link's info is first
+//!   there: in `init` for a static PD, at the first notification for a template's instance.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
@@ -25,7 +31,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use edgeos_microkit::{debug_println, debug_time, pd_name, protection_domain, var, ChannelSet, Handler};
-use edgeos_net_device::{LinkError, NetLink};
+use edgeos_net_device::{LinkError, LinkInfo, NetLink};
 use memcached::{udp as mc_udp, Action, Config, Connection, Store};
 use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
@@ -106,7 +112,8 @@ impl Slot {
 
 struct Memcached {
     link: NetLink,
-    iface: Interface,
+    /// None until the link is described (see `attach`).
+    iface: Option<Interface>,
     sockets: SocketSet<'static>,
     udp: SocketHandle,
     slots: Vec<Slot>,
@@ -115,6 +122,8 @@ struct Memcached {
     rtc: rtc::Rtc,
     boot: Instant,
     next_crawl: Instant,
+    /// The store's memory limit (`memcached_memory_limit`, clamped).
+    memory_limit: usize,
     scratch: Vec<u8>,
 }
 
@@ -125,25 +134,13 @@ fn now() -> Instant {
 
 #[protection_domain(heap_size = HEAP_SIZE)]
 fn init() -> Memcached {
-    let gateway = var!(gateway_ip: u32 = 0x0a00_0202).to_be_bytes();
     let limit = *var!(memcached_memory_limit: usize = DEFAULT_MEMORY_LIMIT);
     let memory_limit = limit.clamp(1 << 20, HEAP_SIZE - HEAP_RESERVE);
-    let mut link = match NetLink::from_description() {
+    let link = match NetLink::from_description() {
         Ok(l) => l,
         Err(e) => panic!("{e}"),
     };
-    let (udp_port, tcp_port) = (link.info.udp_port, link.info.tcp_port);
     let boot = now();
-    let mut config = IfaceConfig::new(HardwareAddress::Ethernet(link.mac));
-    config.random_seed = boot.total_micros() as u64 ^ ((link.info.tenant as u64) << 32);
-    let mut iface = Interface::new(config, &mut link, boot);
-    let ip = link.ip;
-    iface.update_ip_addrs(|addrs| {
-        addrs.push(IpCidr::new(ip.into(), 24)).expect("one address fits");
-    });
-    let gw = Ipv4Address::new(gateway[0], gateway[1], gateway[2], gateway[3]);
-    iface.routes_mut().add_default_ipv4_route(gw).expect("one route fits");
-
     let rtc = rtc::Rtc::from_description();
     let mut sockets = SocketSet::new(vec![]);
     let udp_socket = udp::Socket::new(
@@ -151,11 +148,6 @@ fn init() -> Memcached {
         udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_TX_BUFFER]),
     );
     let udp = sockets.add(udp_socket);
-    if udp_port != 0 {
-        if let Err(e) = sockets.get_mut::<udp::Socket>(udp).bind(udp_port) {
-            panic!("memcached: bind UDP port {udp_port}: {e}");
-        }
-    }
     let slots = (0..TCP_SOCKETS)
         .map(|_| {
             let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; TCP_RX_BUFFER]), tcp::SocketBuffer::new(vec![0; TCP_TX_BUFFER]));
@@ -169,46 +161,77 @@ fn init() -> Memcached {
 
     let mut mc = Memcached {
         link,
-        iface,
+        iface: None,
         sockets,
         udp,
         slots,
-        tcp_port,
+        tcp_port: 0,
+        // Empty (allocates nothing); replaced at `attach`.
         store: Store::new(Config::default(), 0),
         rtc,
         boot,
         next_crawl: boot + CRAWL_PERIOD,
+        memory_limit,
         scratch: vec![0; 64 * 1024],
     };
-    let unix = mc.unix_now();
-    mc.store = Store::new(
-        Config {
-            memory_limit,
-            hash_seed: boot.total_micros() as u64 ^ 0x9e37_79b9_7f4a_7c15 ^ ((unix as u64) << 20),
-            process_id: 1 + mc.link.info.tenant as u32,
-            max_connections: TCP_SOCKETS as u32,
-            tcp_port,
-            udp_port,
-            ..Config::default()
-        },
-        unix,
-    );
-    debug_println!(
-        "memcached: PD {} (tenant {}) serving TCP port {tcp_port} ({TCP_SOCKETS} connections), UDP port {udp_port}, {} MiB, clock {} (unix {unix})",
-        pd_name().unwrap_or("?"),
-        mc.link.info.tenant,
-        memory_limit >> 20,
-        if mc.rtc.present() { "PL031" } else { "counter (no RTC mapped)" },
-    );
-    mc.listen();
-    // Drain whatever already arrived and ask the virtualiser to notify us of more.
+    // A static PD attaches here and drains whatever already arrived; a template finds its link
+    // not described yet and waits (its instances attach at their first notification).
     if let Err(e) = mc.run() {
         panic!("memcached: {e}");
+    }
+    if mc.iface.is_none() {
+        debug_println!("memcached: PD {}: link not described yet; attaching at the first notification", pd_name().unwrap_or("?"));
     }
     mc
 }
 
 impl Memcached {
+    /// Sets up what depends on the link's info: the interface (address, gateway, a seed of
+    /// this tenant's own), the ports and the store.
+    fn attach(&mut self, info: LinkInfo) {
+        let gateway = var!(gateway_ip: u32 = 0x0a00_0202).to_be_bytes();
+        let (udp_port, tcp_port) = (info.udp_port, info.tcp_port);
+        let seed = info.random_seed(debug_time().0);
+        let mut config = IfaceConfig::new(HardwareAddress::Ethernet(self.link.mac));
+        config.random_seed = seed;
+        let mut iface = Interface::new(config, &mut self.link, now());
+        let ip = self.link.ip;
+        iface.update_ip_addrs(|addrs| {
+            addrs.push(IpCidr::new(ip.into(), 24)).expect("one address fits");
+        });
+        let gw = Ipv4Address::new(gateway[0], gateway[1], gateway[2], gateway[3]);
+        iface.routes_mut().add_default_ipv4_route(gw).expect("one route fits");
+        if udp_port != 0 {
+            if let Err(e) = self.sockets.get_mut::<udp::Socket>(self.udp).bind(udp_port) {
+                panic!("memcached: bind UDP port {udp_port}: {e}");
+            }
+        }
+        self.tcp_port = tcp_port;
+        let unix = self.unix_now();
+        self.store = Store::new(
+            Config {
+                memory_limit: self.memory_limit,
+                hash_seed: seed ^ 0x9e37_79b9_7f4a_7c15 ^ ((unix as u64) << 20),
+                process_id: 1 + info.tenant as u32,
+                max_connections: TCP_SOCKETS as u32,
+                tcp_port,
+                udp_port,
+                ..Config::default()
+            },
+            unix,
+        );
+        self.next_crawl = now() + CRAWL_PERIOD;
+        debug_println!(
+            "memcached: PD {} (tenant {}) serving TCP port {tcp_port} ({TCP_SOCKETS} connections), UDP port {udp_port}, {} MiB, clock {} (unix {unix})",
+            pd_name().unwrap_or("?"),
+            info.tenant,
+            self.memory_limit >> 20,
+            if self.rtc.present() { "PL031" } else { "counter (no RTC mapped)" },
+        );
+        self.iface = Some(iface);
+        self.listen();
+    }
+
     /// Unix seconds: the RTC if mapped, else the fallback epoch plus the time since boot.
     fn unix_now(&self) -> u32 {
         match self.rtc.seconds() {
@@ -302,18 +325,25 @@ impl Memcached {
     }
 
     fn run(&mut self) -> Result<(), LinkError> {
+        if self.iface.is_none() {
+            match self.link.info() {
+                Some(info) => self.attach(info),
+                None => return self.link.wait_for_info(),
+            }
+        }
         loop {
             let unix = self.unix_now();
             self.crawl(unix);
             loop {
-                let changed = self.iface.poll(now(), &mut self.link, &mut self.sockets);
+                let Some(iface) = self.iface.as_mut() else { unreachable!("attached above") };
+                let changed = iface.poll(now(), &mut self.link, &mut self.sockets);
                 let moved = self.serve(unix);
                 self.listen();
                 if !moved && changed == PollResult::None {
                     break;
                 }
             }
-            let mut next = self.iface.poll_at(now(), &self.sockets);
+            let mut next = self.iface.as_mut().and_then(|iface| iface.poll_at(now(), &self.sockets));
             if !self.store.is_empty() {
                 next = Some(next.map_or(self.next_crawl, |n| n.min(self.next_crawl)));
             }

@@ -5,11 +5,18 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::connect::ConnectPolicy;
 use crate::dist::{Arrivals, Popularity, SizeDist};
 
 /// memcached's default item size limit is 1 MiB including the item header and key; values up
 /// to this size fit under it.
 pub const DEFAULT_MAX_VALUE: usize = 1_000_000;
+
+/// `set`s in flight per port while populating (split between the port's connections, at least
+/// one each), by default: enough to hide the round trip, few enough that a server's UDP socket
+/// buffer (about 200 KiB by default) never overflows. Many ports behind one slow network path
+/// (an emulated guest) want fewer: `--populate-depth`.
+pub const DEFAULT_POPULATE_PER_PORT: u32 = 64;
 
 /// Over which protocol requests go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +84,8 @@ pub struct Config {
     pub keys: u64,
     pub popularity: Popularity,
     pub populate: bool,
+    /// `set`s in flight per port while populating.
+    pub populate_per_port: u32,
     pub warmup: Duration,
     pub duration: Duration,
     pub timeout: Duration,
@@ -84,6 +93,8 @@ pub struct Config {
     pub spin: Duration,
     pub seed: u64,
     pub quiet: bool,
+    /// How connections are opened (pace, retries, the end-to-end check).
+    pub connect: ConnectPolicy,
 }
 
 impl Config {
@@ -109,6 +120,9 @@ impl Config {
         if self.duration.is_zero() {
             return Err("--duration must be more than 0".to_string());
         }
+        if self.populate_per_port == 0 {
+            return Err("--populate-depth must be at least 1".to_string());
+        }
         if self.timeout.is_zero() {
             return Err("--timeout must be more than 0".to_string());
         }
@@ -123,7 +137,7 @@ impl Config {
         if let Load::Closed { depth: 0, .. } = self.load {
             return Err("--depth must be at least 1".to_string());
         }
-        Ok(())
+        self.connect.validate()
     }
 
     /// The configuration as JSON, for the report.
@@ -158,11 +172,13 @@ impl Config {
             "keys": self.keys,
             "popularity": self.popularity.to_string(),
             "populate": self.populate,
+            "populate_depth": self.populate_per_port,
             "warmup_s": self.warmup.as_secs_f64(),
             "duration_s": self.duration.as_secs_f64(),
             "timeout_s": self.timeout.as_secs_f64(),
             "spin_us": self.spin.as_secs_f64() * 1e6,
             "seed": self.seed,
+            "connect": self.connect.to_json(),
         })
     }
 }

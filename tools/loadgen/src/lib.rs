@@ -6,6 +6,7 @@
 //!   the key space), reproducible from a seed.
 //! - [`protocol`], [`udp`]: memcached's text protocol and UDP framing, client side.
 //! - [`schedule`], [`timer`], [`worker`]: the open-loop send schedule and the `mio` event loops.
+//! - [`connect`]: opening many TCP connections gradually, each checked, with retries.
 //! - [`run`]: the coordinator (connect, populate, warm up, measure, merge).
 //! - [`stats`], [`plot`]: HDR-histogram percentiles, the JSON and text reports, the sweep plot.
 //! - [`stub`]: a stub server with an exact artificial delay, to calibrate the instrument.
@@ -14,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod connect;
 pub mod dist;
 pub mod keys;
 pub mod plot;

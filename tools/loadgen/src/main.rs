@@ -16,8 +16,9 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use loadgen::config::{
     parse_duration, parse_ports, parse_rate, parse_rates, Config, Load, Rate, Transport,
-    DEFAULT_MAX_VALUE,
+    DEFAULT_MAX_VALUE, DEFAULT_POPULATE_PER_PORT,
 };
+use loadgen::connect::ConnectPolicy;
 use loadgen::dist::{Arrivals, Popularity, SizeDist};
 use loadgen::plot::render_svg;
 use loadgen::run::{run, RunError};
@@ -95,6 +96,10 @@ struct Cli {
     /// Do not store every key before the run (gets of unstored keys then miss).
     #[arg(long)]
     no_populate: bool,
+    /// Populate: `set`s in flight per port (split between its connections, at least one each).
+    /// Lower it when many ports share one slow path (1000 instances in an emulated guest).
+    #[arg(value_name = "N", long, default_value_t = DEFAULT_POPULATE_PER_PORT)]
+    populate_depth: u32,
     /// Load applied before measuring starts, per point (its replies are not counted).
     #[arg(value_name = "DURATION", long, default_value = "1s", value_parser = parse_duration)]
     warmup: Duration,
@@ -124,6 +129,26 @@ struct Cli {
     /// No progress lines on standard error.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// TCP setup: connection attempts in progress at once (connect plus the `version` check);
+    /// connections are opened gradually so a server (or QEMU user networking in front of one)
+    /// is not flooded with connects.
+    #[arg(value_name = "N", long, default_value_t = ConnectPolicy::default().in_flight)]
+    connect_concurrency: usize,
+    /// TCP setup: at most this many new connection attempts per second (`200`, `1k`); default:
+    /// limited only by --connect-concurrency.
+    #[arg(value_name = "RATE", long, value_parser = parse_rate)]
+    connect_rate: Option<f64>,
+    /// TCP setup: attempts per connection before the run gives up (waits between them start
+    /// at 250 ms and double, up to 4 s).
+    #[arg(value_name = "N", long, default_value_t = ConnectPolicy::default().attempts)]
+    connect_attempts: u32,
+    /// TCP setup: how long one attempt (connect and check) may take.
+    #[arg(value_name = "DURATION", long, default_value = "5s", value_parser = parse_duration)]
+    connect_timeout: Duration,
+    /// TCP setup: count a connection as up once connect() succeeds, without checking that
+    /// the server answers `version` on it.
+    #[arg(long)]
+    no_connect_check: bool,
 }
 
 /// A comma-separated option value that is one list (clap would read a bare `Vec` as a repeated
@@ -184,12 +209,21 @@ fn configure(cli: &Cli) -> Result<Config, String> {
         keys: cli.keys,
         popularity: cli.popularity.clone(),
         populate: !cli.no_populate,
+        populate_per_port: cli.populate_depth,
         warmup: cli.warmup,
         duration: cli.duration,
         timeout: cli.timeout,
         spin: cli.spin,
         seed: cli.seed,
         quiet: cli.quiet,
+        connect: ConnectPolicy {
+            in_flight: cli.connect_concurrency,
+            rate: cli.connect_rate,
+            attempts: cli.connect_attempts,
+            timeout: cli.connect_timeout,
+            check: !cli.no_connect_check,
+            ..ConnectPolicy::default()
+        },
     };
     config.validate()?;
     Ok(config)
@@ -290,6 +324,7 @@ mod tests {
         assert_eq!(config.ports, [11211]);
         assert!(matches!(config.load, Load::Closed { depth: 1, .. }));
         assert!(config.populate);
+        assert_eq!(config.populate_per_port, 64);
     }
 
     #[test]
@@ -341,5 +376,35 @@ mod tests {
         assert!(configure_from(&["--value-size", "uniform:10,2000000"])
             .unwrap_err()
             .contains("--max-value-size"));
+        assert!(configure_from(&["--connect-concurrency", "0"])
+            .unwrap_err()
+            .contains("--connect-concurrency"));
+        assert!(configure_from(&["--connect-attempts", "0"])
+            .unwrap_err()
+            .contains("--connect-attempts"));
+    }
+
+    #[test]
+    fn connect_options() {
+        let config = configure_from(&[]).unwrap();
+        assert_eq!(config.connect, ConnectPolicy::default());
+        let config = configure_from(&[
+            "--connect-concurrency",
+            "8",
+            "--connect-rate",
+            "200",
+            "--connect-attempts",
+            "9",
+            "--connect-timeout",
+            "10s",
+            "--no-connect-check",
+        ])
+        .unwrap();
+        assert_eq!(config.connect.in_flight, 8);
+        assert_eq!(config.connect.rate, Some(200.0));
+        assert_eq!(config.connect.attempts, 9);
+        assert_eq!(config.connect.timeout, Duration::from_secs(10));
+        assert!(!config.connect.check);
+        assert_eq!(config.to_json()["connect"]["in_flight"], 8);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -14,22 +14,15 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::config::{Config, Load, Transport};
+use crate::connect::connect_tcp_all;
 use crate::dist::KeyPicker;
 use crate::keys::KeySpace;
 use crate::schedule::Clock;
 use crate::stats::{InstrumentCost, LiveCounters, PointResult, Stats};
 use crate::worker::{Command, ConnectionSpec, LoopMode, Report, Socket, Worker, Workload};
 
-/// `set`s in flight per port while populating (split between the port's connections, at least
-/// one each): enough to hide the round trip, few enough that a server's UDP socket buffer
-/// (about 200 KiB by default) never overflows.
-const POPULATE_PER_PORT: u32 = 64;
-
 /// The receive buffer asked for on each UDP socket, bytes.
 const UDP_RECEIVE_BUFFER: usize = 4 << 20;
-
-/// How long a TCP connect may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Why a run could not be done (as opposed to a run that measured errors).
 #[derive(Debug)]
@@ -163,7 +156,7 @@ pub fn run(config: &Config) -> Result<RunOutput, RunError> {
     config.validate().map_err(RunError::Config)?;
     let clock = Clock::start();
     let addrs = resolve(config)?;
-    raise_file_limit(addrs.len() + 64, config.quiet);
+    raise_file_limit(config.connections() + 64, config.quiet);
 
     let keys =
         KeySpace::new(config.keys, &config.key_size, config.seed).map_err(RunError::Config)?;
@@ -191,7 +184,11 @@ pub fn run(config: &Config) -> Result<RunOutput, RunError> {
         filler: vec![b'v'; max_value],
     });
 
-    let specs = connect_all(config, &addrs)?;
+    // Every connection is up (and, over TCP, has answered a request) before populate, warm-up
+    // and measurement start.
+    let (specs, connect_facts) = connect_all(config, &addrs)?;
+    let mut workload_facts = workload_facts;
+    workload_facts["connect"] = connect_facts;
     let workers = start_workers(config, specs, &workload, clock)?;
     let result = drive(config, &workers, clock, workload_facts);
     workers.shutdown();
@@ -215,7 +212,7 @@ fn drive(
                 config.ports.len()
             );
         }
-        let depth = (POPULATE_PER_PORT / config.connections_per_port).max(1);
+        let depth = (config.populate_per_port / config.connections_per_port).max(1);
         workers.broadcast(&Command::Populate { depth });
         let stats = workers.collect(config.quiet, |workers| {
             let done = workers.live_sum(|live| &live.sent);
@@ -382,52 +379,55 @@ fn resolve(config: &Config) -> Result<Vec<SocketAddr>, RunError> {
         .collect())
 }
 
-/// Opens every connection, in port order; the first failure ends the run with its address.
-fn connect_all(config: &Config, addrs: &[SocketAddr]) -> Result<Vec<ConnectionSpec>, RunError> {
+/// Opens every connection, in port order as far as the connect policy allows (TCP: a few at a
+/// time, each checked with a `version` round trip, failures retried; see `connect.rs`); the
+/// first target that fails all its attempts ends the run with its address and the error.
+fn connect_all(
+    config: &Config,
+    addrs: &[SocketAddr],
+) -> Result<(Vec<ConnectionSpec>, Value), RunError> {
     let per_port = u64::from(config.connections_per_port);
-    let total = addrs.len() * config.connections_per_port as usize;
+    let targets: Vec<(SocketAddr, u64)> = addrs
+        .iter()
+        .flat_map(|&addr| (0..per_port).map(move |rank| (addr, rank)))
+        .collect();
     let started = Instant::now();
-    let mut specs = Vec::with_capacity(total);
-    for &addr in addrs {
-        for rank in 0..per_port {
-            let socket = match config.transport {
-                Transport::Tcp => Socket::Tcp(connect_tcp(addr)?),
-                Transport::Udp => Socket::Udp(connect_udp(addr)?),
-            };
-            specs.push(ConnectionSpec {
-                addr,
-                socket,
-                global_index: specs.len() as u64,
-                rank_on_port: rank,
-                per_port,
-            });
+    let (sockets, facts): (Vec<Socket>, Value) = match config.transport {
+        Transport::Tcp => {
+            let target_addrs: Vec<SocketAddr> = targets.iter().map(|&(addr, _)| addr).collect();
+            let (streams, report) = connect_tcp_all(&target_addrs, &config.connect, config.quiet)
+                .map_err(RunError::Connect)?;
+            (
+                streams.into_iter().map(Socket::Tcp).collect(),
+                report.to_json(),
+            )
         }
-        if !config.quiet && started.elapsed() > Duration::from_secs(1) && specs.len() % 100 == 0 {
-            eprintln!("loadgen: {} of {total} connections open", specs.len());
+        Transport::Udp => {
+            let sockets = targets
+                .iter()
+                .map(|&(addr, _)| connect_udp(addr).map(Socket::Udp))
+                .collect::<Result<Vec<_>, _>>()?;
+            let seconds = started.elapsed().as_secs_f64();
+            (
+                sockets,
+                json!({ "connections": targets.len(), "retries": 0,
+                        "seconds": (seconds * 1000.0).round() / 1000.0 }),
+            )
         }
-    }
-    Ok(specs)
-}
-
-fn connect_tcp(addr: SocketAddr) -> Result<mio::net::TcpStream, RunError> {
-    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|error| {
-        let reason = match error.kind() {
-            io::ErrorKind::ConnectionRefused => {
-                "connection refused (is a server listening there?)".to_string()
-            }
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-                format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())
-            }
-            _ => error.to_string(),
-        };
-        RunError::Connect(format!("cannot connect to {addr} (TCP): {reason}"))
-    })?;
-    let setup = |error: io::Error| {
-        RunError::System(format!("cannot set up the connection to {addr}: {error}"))
     };
-    stream.set_nodelay(true).map_err(setup)?;
-    stream.set_nonblocking(true).map_err(setup)?;
-    Ok(mio::net::TcpStream::from_std(stream))
+    let specs = targets
+        .iter()
+        .zip(sockets)
+        .enumerate()
+        .map(|(index, (&(addr, rank), socket))| ConnectionSpec {
+            addr,
+            socket,
+            global_index: index as u64,
+            rank_on_port: rank,
+            per_port,
+        })
+        .collect();
+    Ok((specs, facts))
 }
 
 fn connect_udp(addr: SocketAddr) -> Result<mio::net::UdpSocket, RunError> {

@@ -7,6 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use loadgen::config::{Config, Load, Rate, Transport};
+use loadgen::connect::ConnectPolicy;
 use loadgen::dist::{Arrivals, Popularity, SizeDist};
 use loadgen::run::{run, RunError};
 use loadgen::stats::Percentiles;
@@ -43,12 +44,14 @@ fn config(ports: Vec<u16>, transport: Transport, load: Load) -> Config {
         keys: 200,
         popularity: Popularity::Uniform,
         populate: true,
+        populate_per_port: 64,
         warmup: Duration::from_millis(200),
         duration: Duration::from_millis(800),
         timeout: Duration::from_secs(1),
         spin: Duration::ZERO,
         seed: 3,
         quiet: true,
+        connect: ConnectPolicy::default(),
     }
 }
 

@@ -10,7 +10,17 @@
 //!
 //! [`NetLink::from_description`] finds the regions through variables the image tool patches
 //! (`setvar_vaddr`/`setvar_size` of the tenant's maps, `setvar_id` of its channel), so tenant
-//! programs stay free of unsafe code.
+//! programs stay free of unsafe code. Each data region holds `tenant_buffers(size)` buffers
+//! (`edgeos_rings::net::tenant_buffers`: a static tenant's 0x80000 bytes hold 256, a template
+//! instance's smaller regions fewer), the rule the virtualiser applies too.
+//!
+//! The same program runs as a static PD and as a template's instances. A static tenant finds
+//! its [`LinkInfo`] (tenant number, ports) in the link region when it starts; a template runs
+//! its `init` before any instance exists, so its block is still all zeros there, and each
+//! instance (a copy of the template after `init`) finds its own info at its first event.
+//! Tenants therefore open the link and hand over their receive buffers in `init`, and attach
+//! (configure addresses, bind ports) when [`NetLink::info`] first returns `Some`; until then
+//! [`NetLink::wait_for_info`] is their event loop.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -21,20 +31,24 @@ use core::ptr::NonNull;
 
 use edgeos_microkit::{debug_time, memory_region_symbol, var, Channel};
 use edgeos_rings::net::{
-    LinkControl, LinkInfo, TenantQueue, LINK_INFO_BYTES, LINK_INFO_OFFSET, MAX_FRAME, TENANT_BUFFERS, TENANT_LAYOUT,
-    TENANT_LINK_BYTES,
+    tenant_layout, LinkControl, LinkDescription, TenantQueue, BUFFER_SIZE, LINK_INFO_BYTES,
+    LINK_INFO_OFFSET, MAX_FRAME, TENANT_BUFFERS, TENANT_LINK_BYTES,
 };
 use edgeos_rings::raw::{self, SharedRegion};
-use edgeos_rings::{Consumer, Corrupt, Descriptor, EnqueueError, Producer};
+use edgeos_rings::{BufferLayout, Consumer, Corrupt, Descriptor, EnqueueError, Producer};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, Ipv4Address};
+
+pub use edgeos_rings::net::LinkInfo;
 
 /// The receive side: frames in, buffers back.
 struct RxSide {
     free: Producer<'static>,
     active: Consumer<'static>,
     data: SharedRegion,
+    /// How the receive region is cut (`tenant_buffers` of its size).
+    layout: BufferLayout,
     returned: bool,
 }
 
@@ -43,6 +57,8 @@ struct TxSide {
     active: Producer<'static>,
     free: Consumer<'static>,
     data: SharedRegion,
+    /// How the transmit region is cut (`tenant_buffers` of its size).
+    layout: BufferLayout,
     /// Transmit buffers the tenant holds.
     pool: Vec<u32>,
     sent: bool,
@@ -68,8 +84,13 @@ pub struct NetLink {
     /// The node's addresses (shared by every tenant; tenants are told apart by port).
     pub mac: EthernetAddress,
     pub ip: Ipv4Address,
-    /// What the virtualiser routes to this tenant.
-    pub info: LinkInfo,
+    /// What the virtualiser routes to this tenant, once it has said (see [`NetLink::info`]).
+    description: LinkDescription,
+    /// The info block in the link region (the virtualiser writes it).
+    info_block: SharedRegion,
+    /// The link was just described: tell the virtualiser (once) at the end of the batch, so it
+    /// knows the tenant has attached and its receive buffers are on `rx_free`.
+    announce: bool,
     /// Where the tenant publishes its next timer deadline for the virtualiser.
     control: &'static LinkControl,
     /// The deadline last published (counter ticks; `u64::MAX`: none).
@@ -80,6 +101,16 @@ pub struct NetLink {
     frequency: u64,
     /// A protocol violation seen inside a token (smoltcp's callbacks cannot return errors).
     error: Option<LinkError>,
+}
+
+/// The layout of the data region `name` of `size` bytes, or a panic naming what is wrong.
+fn data_layout(name: &str, size: usize) -> BufferLayout {
+    match tenant_layout(size) {
+        Some(l) => l,
+        None => panic!(
+            "network link: region {name} is {size:#x} bytes; it must be a non-zero multiple of the buffer size {BUFFER_SIZE:#x} (up to {TENANT_BUFFERS} buffers are used)"
+        ),
+    }
 }
 
 fn region(name: &str, base: NonNull<u8>, size: usize, needed: u64) -> SharedRegion {
@@ -97,7 +128,10 @@ impl NetLink {
     /// `net_rx_vaddr`/`net_rx_size` (receive data, map it read-only) and
     /// `net_tx_vaddr`/`net_tx_size` (transmit data); the channel to the virtualiser
     /// (`setvar_id="net_channel"`); the node's `node_mac` (u64) and `node_ip` (u32) variables.
-    /// Then hands every receive buffer to the virtualiser.
+    /// Each data region holds `tenant_buffers(size)` buffers (a size that is zero or not a
+    /// multiple of the buffer size is refused with a panic). Then hands every receive buffer to
+    /// the virtualiser. Never notifies: a template's `init` may run this before the virtualiser
+    /// knows the link. The link's [`LinkInfo`] need not be there yet: see [`NetLink::info`].
     pub fn from_description() -> Result<Self, LinkError> {
         let link = memory_region_symbol!(net_link_vaddr: *mut u8);
         let link_size = *var!(net_link_size: usize = 0);
@@ -108,18 +142,12 @@ impl NetLink {
             // SAFETY: as in `region`: the link region is mapped for the PD's life (size checked).
             unsafe { raw::tenant_queue(link, link_size, which) }.map_err(LinkError)
         };
-        let rx_data = region(
-            "net_rx",
-            memory_region_symbol!(net_rx_vaddr: *mut u8),
-            *var!(net_rx_size: usize = 0),
-            TENANT_LAYOUT.region_bytes(),
-        );
-        let tx_data = region(
-            "net_tx",
-            memory_region_symbol!(net_tx_vaddr: *mut u8),
-            *var!(net_tx_size: usize = 0),
-            TENANT_LAYOUT.region_bytes(),
-        );
+        let rx_size = *var!(net_rx_size: usize = 0);
+        let rx_layout = data_layout("net_rx", rx_size);
+        let rx_data = region("net_rx", memory_region_symbol!(net_rx_vaddr: *mut u8), rx_size, rx_layout.region_bytes());
+        let tx_size = *var!(net_tx_size: usize = 0);
+        let tx_layout = data_layout("net_tx", tx_size);
+        let tx_data = region("net_tx", memory_region_symbol!(net_tx_vaddr: *mut u8), tx_size, tx_layout.region_bytes());
         let info_block = region(
             "net_link info",
             // SAFETY: the offset lies inside the link region (its size was checked above).
@@ -127,11 +155,6 @@ impl NetLink {
             LINK_INFO_BYTES,
             LINK_INFO_BYTES as u64,
         );
-        let mut raw_info = [0u8; LINK_INFO_BYTES];
-        info_block.read(0, &mut raw_info).map_err(|_| LinkError(Corrupt::Layout))?;
-        let Some(info) = LinkInfo::decode(&raw_info) else {
-            panic!("network link: the virtualiser has not described this link (does it have a higher priority than the tenant?)");
-        };
         // SAFETY: as in `region`: the link region is mapped for the PD's life (size checked).
         let control = unsafe { raw::link_control(link, link_size) }.map_err(LinkError)?;
         control.set_wake_at(u64::MAX);
@@ -141,32 +164,70 @@ impl NetLink {
             free: Producer::new(queue(TenantQueue::RxFree)?, TENANT_BUFFERS).map_err(LinkError)?,
             active: Consumer::new(queue(TenantQueue::RxActive)?, TENANT_BUFFERS).map_err(LinkError)?,
             data: rx_data,
+            layout: rx_layout,
             returned: false,
         };
         let tx = TxSide {
             active: Producer::new(queue(TenantQueue::TxActive)?, TENANT_BUFFERS).map_err(LinkError)?,
             free: Consumer::new(queue(TenantQueue::TxFree)?, TENANT_BUFFERS).map_err(LinkError)?,
             data: tx_data,
-            pool: (0..TENANT_BUFFERS).rev().collect(),
+            layout: tx_layout,
+            pool: (0..tx_layout.count).rev().collect(),
             sent: false,
             starved: false,
         };
-        for i in 0..TENANT_BUFFERS {
-            rx.free.enqueue(Descriptor::new(TENANT_LAYOUT.offset(i), 0)).map_err(enqueue_error)?;
+        for i in 0..rx_layout.count {
+            rx.free.enqueue(Descriptor::new(rx_layout.offset(i), 0)).map_err(enqueue_error)?;
         }
-        Ok(NetLink {
+        let mut link = NetLink {
             rx,
             tx,
             channel: Channel::new(*var!(net_channel: usize = 0)),
             mac: EthernetAddress(mac[2..8].try_into().expect("six bytes")),
             ip: Ipv4Address::new(ip[0], ip[1], ip[2], ip[3]),
-            info,
+            description: LinkDescription::new(),
+            info_block,
+            announce: false,
             control,
             published_wake: u64::MAX,
             wake_moved_earlier: false,
             frequency: debug_time().1.max(1),
             error: None,
-        })
+        };
+        link.info();
+        Ok(link)
+    }
+
+    /// What the virtualiser routes to this tenant (its tenant number and ports), once it has
+    /// written it into the link region: at start-up for a static tenant, before the first
+    /// event for a template's instance. None until then (a template's `init` always sees None);
+    /// once Some, it never changes.
+    pub fn info(&mut self) -> Option<LinkInfo> {
+        if self.description.pending() {
+            let mut block = [0u8; LINK_INFO_BYTES];
+            // Cannot fail: the block lies inside the region (checked when opening the link).
+            if self.info_block.read(0, &mut block).is_ok() && self.description.update(&block).is_some() {
+                self.announce = true;
+            }
+        }
+        self.description.get()
+    }
+
+    /// The event loop's end while the link is not described yet ([`NetLink::info`] is None):
+    /// frames that arrived cannot be served (the tenant has no ports yet), so they are dropped
+    /// and their buffers go back; then asks to be notified. Never notifies the virtualiser
+    /// (a template has nobody to notify during its `init`).
+    pub fn wait_for_info(&mut self) -> Result<(), LinkError> {
+        self.set_wake_at(None);
+        loop {
+            while let Some(d) = self.rx.active.dequeue().map_err(LinkError)? {
+                self.rx.layout.check(d).map_err(LinkError)?;
+                self.rx.give_back(d);
+            }
+            if self.finish_batch()? {
+                return Ok(());
+            }
+        }
     }
 
     /// The current time, from the system counter.
@@ -197,14 +258,21 @@ impl NetLink {
     }
 
     /// Ends a batch of polling: notifies the virtualiser once if it asked and frames were
-    /// queued, then asks to be woken for more frames and re-checks. Returns Ok(true) if the
-    /// tenant may wait, Ok(false) if frames arrived meanwhile (poll again).
+    /// queued, or if the link was described since the last batch (the tenant attached), or if
+    /// the published deadline moved earlier; then asks to be woken for more frames and
+    /// re-checks. Returns Ok(true) if the tenant may wait, Ok(false) if frames arrived meanwhile
+    /// (poll again).
     pub fn finish_batch(&mut self) -> Result<bool, LinkError> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
         let mut notified = false;
         if core::mem::take(&mut self.tx.sent) && self.tx.active.signal_wanted() {
+            self.channel.notify();
+            notified = true;
+        }
+        // Attached (the first batch after the info appeared): one notification says so.
+        if core::mem::take(&mut self.announce) && !notified {
             self.channel.notify();
             notified = true;
         }
@@ -230,9 +298,12 @@ impl NetLink {
     fn reclaim(&mut self) {
         loop {
             match self.tx.free.dequeue() {
-                Ok(Some(d)) => match TENANT_LAYOUT.check(d) {
-                    Ok(i) if self.tx.pool.len() < TENANT_BUFFERS as usize => self.tx.pool.push(i),
-                    Ok(_) => return self.fail(Corrupt::Index { items: TENANT_BUFFERS + 1, capacity: TENANT_BUFFERS }),
+                Ok(Some(d)) => match self.tx.layout.check(d) {
+                    Ok(i) if self.tx.pool.len() < self.tx.layout.count as usize => self.tx.pool.push(i),
+                    Ok(_) => {
+                        let count = self.tx.layout.count;
+                        return self.fail(Corrupt::Index { items: count + 1, capacity: count });
+                    }
                     Err(e) => return self.fail(e),
                 },
                 Ok(None) => return,
@@ -314,7 +385,7 @@ impl smoltcp::phy::TxToken for TxToken<'_> {
         let mut frame = [0u8; MAX_FRAME as usize];
         let len = len.min(MAX_FRAME as usize);
         let result = f(&mut frame[..len]);
-        let offset = TENANT_LAYOUT.offset(index);
+        let offset = self.tx.layout.offset(index);
         if self.tx.data.write(offset, &frame[..len]).is_ok() && self.tx.active.enqueue(Descriptor::new(offset, len as u32)).is_ok() {
             self.tx.sent = true;
         } else {
@@ -345,7 +416,7 @@ impl Device for NetLink {
                 return None;
             }
         };
-        match TENANT_LAYOUT.check(descriptor) {
+        match self.rx.layout.check(descriptor) {
             Ok(_) if descriptor.len <= MAX_FRAME => {}
             Ok(_) => {
                 // Too long to be a frame: return the buffer, skip it.

@@ -63,7 +63,9 @@ pub enum RouteError {
     NoSuchTenant,
 }
 
-/// Slots of the connection table (a power of two).
+/// Slots of the connection table [`FlowTable::new`] makes (a power of two); three quarters of
+/// them can hold routes. [`FlowTable::with_connections`] sizes it for more (the virtualiser
+/// serving featherweight instances routes one connection per client flow).
 pub const CONNECTIONS: usize = 1024;
 /// Port table entries hold `tenant + 1`; 0 is "no route" (so the tables start zeroed).
 const NO_TENANT: u16 = 0;
@@ -81,6 +83,8 @@ pub struct FlowTable {
     udp_ports: Box<[u16]>,
     tcp_ports: Box<[u16]>,
     connections: Box<[Slot]>,
+    /// `connections.len() - 1` (the length is a power of two).
+    mask: usize,
     used: usize,
     tenants: TenantId,
 }
@@ -104,12 +108,64 @@ fn hash(c: &Connection) -> usize {
 impl FlowTable {
     /// An empty table for `tenants` tenants (ids `0..tenants`, at most 65534).
     pub fn new(tenants: TenantId) -> Self {
+        Self::with_connections(tenants, CONNECTIONS)
+    }
+
+    /// An empty table with `slots` connection slots (rounded up to a power of two, at least
+    /// 16); `slots * 3 / 4` connections can be routed at once.
+    pub fn with_connections(tenants: TenantId, slots: usize) -> Self {
+        let slots = slots.clamp(16, 1 << 20).next_power_of_two();
         FlowTable {
             udp_ports: vec![NO_TENANT; 65536].into_boxed_slice(),
             tcp_ports: vec![NO_TENANT; 65536].into_boxed_slice(),
-            connections: vec![Slot::Empty; CONNECTIONS].into_boxed_slice(),
+            connections: vec![Slot::Empty; slots].into_boxed_slice(),
+            mask: slots - 1,
             used: 0,
             tenants: tenants.min(u16::MAX - 1),
+        }
+    }
+
+    /// Tenant ids this table accepts (`0..tenants()`).
+    pub fn tenants(&self) -> TenantId {
+        self.tenants
+    }
+
+    /// Connection routes installed.
+    pub fn connections(&self) -> usize {
+        self.used
+    }
+
+    /// Connection routes the table can hold.
+    pub fn connection_capacity(&self) -> usize {
+        self.connections.len() * 3 / 4
+    }
+
+    /// Removes every connection route to `tenant`; returns how many there were. A scan of the
+    /// whole table (instances are released far less often than packets arrive).
+    pub fn remove_connections_of(&mut self, tenant: TenantId) -> usize {
+        let mut removed = 0;
+        for slot in self.connections.iter_mut() {
+            if matches!(slot, Slot::Used(_, t) if *t == tenant) {
+                *slot = Slot::Deleted;
+                removed += 1;
+            }
+        }
+        self.used -= removed;
+        if self.used == 0 {
+            // Nothing left: drop the tombstones too, so probes stay short.
+            self.connections.iter_mut().for_each(|s| *s = Slot::Empty);
+        }
+        removed
+    }
+
+    /// Removes the route of `(protocol, port)` if it goes to `tenant`; true if it did.
+    pub fn remove_port_of(&mut self, protocol: Protocol, port: u16, tenant: TenantId) -> bool {
+        let entry = &mut self.ports(protocol)[port as usize];
+        if *entry == tenant.wrapping_add(1) && *entry != NO_TENANT {
+            *entry = NO_TENANT;
+            true
+        } else {
+            false
         }
     }
 
@@ -152,14 +208,14 @@ impl FlowTable {
     }
 
     fn find(&self, c: &Connection) -> Option<usize> {
-        let mut i = hash(c) & (CONNECTIONS - 1);
-        for _ in 0..CONNECTIONS {
+        let mut i = hash(c) & self.mask;
+        for _ in 0..self.connections.len() {
             match self.connections[i] {
                 Slot::Empty => return None,
                 Slot::Used(k, _) if k == *c => return Some(i),
                 _ => {}
             }
-            i = (i + 1) & (CONNECTIONS - 1);
+            i = (i + 1) & self.mask;
         }
         None
     }
@@ -177,17 +233,17 @@ impl FlowTable {
             };
         }
         // Keep a quarter free so probes stay short and always end at an empty slot.
-        if self.used >= CONNECTIONS * 3 / 4 {
+        if self.used >= self.connection_capacity() {
             return Err(RouteError::Full);
         }
-        let mut i = hash(&c) & (CONNECTIONS - 1);
+        let mut i = hash(&c) & self.mask;
         loop {
             if !matches!(self.connections[i], Slot::Used(..)) {
                 self.connections[i] = Slot::Used(c, tenant);
                 self.used += 1;
                 return Ok(());
             }
-            i = (i + 1) & (CONNECTIONS - 1);
+            i = (i + 1) & self.mask;
         }
     }
 
@@ -276,5 +332,48 @@ mod tests {
             t.install_connection(conn(p, 1), 3).unwrap();
         }
         assert_eq!(t.lookup(&conn(0, 1)), Some(3));
+    }
+
+    #[test]
+    fn thousands_of_tenants_and_connections() {
+        // The virtualiser's shape: 4 static tenants plus 4 services of 8192 instances.
+        let tenants = 4 + 4 * 8192;
+        let mut t = FlowTable::with_connections(tenants, 16384);
+        assert_eq!(t.connection_capacity(), 12288);
+        for i in 0..10_000u16 {
+            let c = Connection { protocol: Protocol::Udp, remote_ip: [10, 0, (i >> 8) as u8, i as u8], remote_port: 4000 + i, local_port: 11211 };
+            t.install_connection(c, 4 + i * 3).unwrap();
+        }
+        assert_eq!(t.connections(), 10_000);
+        t.install_port(Protocol::Tcp, 11211, tenants - 1).unwrap();
+        assert_eq!(t.port_owner(Protocol::Tcp, 11211), Some(tenants - 1));
+        let c = Connection { protocol: Protocol::Udp, remote_ip: [10, 0, 0, 7], remote_port: 4007, local_port: 11211 };
+        assert_eq!(t.lookup(&c), Some(4 + 21));
+        assert_eq!(t.remove_connections_of(4 + 21), 1);
+        assert_eq!(t.lookup(&c), None);
+        assert_eq!(t.connections(), 9_999);
+    }
+
+    #[test]
+    fn removing_a_tenants_routes() {
+        let mut t = table();
+        t.install_port(Protocol::Tcp, 80, 1).unwrap();
+        t.install_port(Protocol::Udp, 80, 2).unwrap();
+        for p in 0..20 {
+            t.install_connection(conn(p, 81), 1 + (p % 2)).unwrap();
+        }
+        assert!(!t.remove_port_of(Protocol::Udp, 80, 1));
+        assert!(t.remove_port_of(Protocol::Tcp, 80, 1));
+        assert!(!t.remove_port_of(Protocol::Tcp, 80, 1));
+        assert_eq!(t.port_owner(Protocol::Udp, 80), Some(2));
+        assert_eq!(t.remove_connections_of(1), 10);
+        assert_eq!(t.connections(), 10);
+        for p in 0..20 {
+            assert_eq!(t.lookup(&conn(p, 81)), (p % 2 == 1).then_some(2));
+        }
+        assert_eq!(t.remove_connections_of(2), 10);
+        assert_eq!(t.connections(), 0);
+        t.install_connection(conn(1, 81), 0).unwrap();
+        assert_eq!(t.lookup(&conn(1, 81)), Some(0));
     }
 }

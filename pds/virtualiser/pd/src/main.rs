@@ -13,6 +13,17 @@
 //! Routes are installed at start-up from the description's variables and at run time by
 //! protected calls (`edgeos_netvirt_core::api`). Notifications are batched: one per peer per
 //! batch at most, with the queues' wake-up protocol.
+//!
+//! Instance tenants (`docs/network.md`, "Instances"): a service of the manager's services file
+//! whose template's regions the description shows in this PD's instance windows (`inst<F>_*`
+//! variables for the service with `fork F`) is served by featherweight instances. The first
+//! packet of a flow to such a service's port with no route yet makes the virtualiser ask the
+//! manager (ASSIGN, a protected call) for an instance; it installs the route, opens the
+//! instance's link in its window, writes its `LinkInfo` if the instance is fresh, and delivers
+//! (a fresh instance with no receive buffer yet gets the frame when it first notifies). An
+//! instance idle past its service's time, or one that broke its queues, is dropped and
+//! RELEASEd; instances the manager retires (DEAD_LIST) are dropped and acknowledged
+//! (ACK_DEAD) before the manager destroys them, so a window is never touched once unmapped.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -22,21 +33,29 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 
+mod manager;
+
+use alloc::boxed::Box;
+
 use edgeos_microkit::{
-    debug_println, get_mr, memory_region_symbol, protection_domain, set_mr, var, Channel, ChannelSet, DeferredAction,
-    Handler, Infallible, MessageInfo,
+    debug_println, get_mr, memory_region_symbol, protection_domain, set_mr, var, Channel, ChannelArray, ChannelSet,
+    DeferredAction, Handler, Infallible, Instance, MessageInfo,
 };
 use edgeos_netvirt_core::api::{self, Request};
 use edgeos_netvirt_core::flow::{Connection, FlowTable, Protocol, TenantId};
 use edgeos_netvirt_core::parse::{self, Payload, ARP_REPLY, ETHERNET_HEADER, MAX_FRAME};
 use edgeos_netvirt_core::config::{self, Route};
+use edgeos_netvirt_core::instances::{self, InstanceMap, InstancePolicy, Life, ServiceSpec, MAX_SLOTS};
 use edgeos_netvirt_core::{arp, policy};
 use edgeos_rings::net::{
-    LinkControl, LinkInfo, TenantQueue, LINK_INFO_BYTES, LINK_INFO_OFFSET, NIC_BUFFERS, NIC_FRAME_OFFSET, NIC_LAYOUT,
-    NIC_QUEUE_BYTES, TENANT_BUFFERS, TENANT_LAYOUT, TENANT_LINK_BYTES,
+    tenant_layout, LinkControl, LinkInfo, TenantQueue, LINK_INFO_BYTES, LINK_INFO_OFFSET, NIC_BUFFERS, NIC_FRAME_OFFSET,
+    NIC_LAYOUT, NIC_QUEUE_BYTES, TENANT_BUFFERS, TENANT_LINK_BYTES,
 };
 use edgeos_rings::raw::{self, SharedRegion};
-use edgeos_rings::{Consumer, Corrupt, Descriptor, EnqueueError, Producer};
+use edgeos_rings::{BufferLayout, Consumer, Corrupt, Descriptor, EnqueueError, Producer};
+
+use edgeos_manager_core::api::ApiError;
+use manager::ManagerLink;
 
 /// Static tenants this build serves (the description gives each its regions and channel).
 const MAX_TENANTS: usize = 4;
@@ -53,9 +72,36 @@ struct Counters {
     refused: u64,
 }
 
+/// How a tenant is notified: a static tenant on its channel, an instance through its
+/// template's channel array.
+#[derive(Clone, Copy)]
+enum Peer {
+    Static(Channel),
+    Instance(ChannelArray, Instance),
+}
+
+impl Peer {
+    fn notify(&self) {
+        match self {
+            Peer::Static(c) => c.notify(),
+            // A dead instance cannot be notified; the manager tells us (DEAD_LIST) soon.
+            Peer::Instance(a, i) => {
+                let _ = a.notify(*i);
+            }
+        }
+    }
+}
+
 struct Tenant {
     id: TenantId,
-    channel: Channel,
+    peer: Peer,
+    /// The buffers of its two data regions ([`edgeos_rings::net::tenant_layout`] of their sizes).
+    rx_layout: BufferLayout,
+    tx_layout: BufferLayout,
+    /// Instances only: idle time, first notification, the parked frame.
+    life: Option<Life>,
+    /// Notify it at the end of this batch whatever its queues say (a fresh instance).
+    force_notify: bool,
     rx_free: Consumer<'static>,
     rx_active: Producer<'static>,
     tx_active: Consumer<'static>,
@@ -80,10 +126,41 @@ struct Tenant {
 impl Tenant {
     fn fail(&mut self, what: &str, e: Corrupt) {
         if !self.broken {
-            debug_println!("net-virt: tenant {} broke its {what} queue ({e}); no longer served", self.id);
+            let kind = if self.life.is_some() { "instance tenant" } else { "tenant" };
+            debug_println!("net-virt: {kind} {} broke its {what} queue ({e}); no longer served", self.id);
             self.broken = true;
         }
     }
+}
+
+/// A template-backed service: its instances' windows (instance `i`'s copy of a region is at
+/// `base + i * stride`), its channel array and its live instances.
+struct Slot {
+    spec: ServiceSpec,
+    array: ChannelArray,
+    link: usize,
+    link_stride: usize,
+    rx: usize,
+    rx_stride: usize,
+    tx: usize,
+    tx_stride: usize,
+    rx_layout: BufferLayout,
+    tx_layout: BufferLayout,
+    /// Indexed by instance id (grown on demand up to `SLOT_INSTANCES`).
+    instances: Vec<Option<Box<Tenant>>>,
+}
+
+/// Counters of the instance machinery.
+#[derive(Default, Clone, Copy)]
+struct InstanceCounters {
+    assigned: u64,
+    fresh: u64,
+    refused: u64,
+    released_idle: u64,
+    released_broken: u64,
+    dead: u64,
+    parked: u64,
+    route_errors: u64,
 }
 
 struct Virtualiser {
@@ -101,7 +178,24 @@ struct Virtualiser {
     nic_tx: SharedRegion,
     /// NIC transmit buffers the virtualiser holds (indices).
     tx_pool: Vec<u32>,
+    /// Static tenants (ids `0..tenants.len()`).
     tenants: Vec<Tenant>,
+    /// Template-backed services, their instance tenants, and the ids of the live ones.
+    map: InstanceMap,
+    slots: Vec<Slot>,
+    live: Vec<TenantId>,
+    /// Instances to drop (and RELEASE) at the end of this event.
+    doomed: Vec<(TenantId, Drop)>,
+    /// Instances with activity to report to the manager (TOUCH) at the end of this event.
+    touch: Vec<TenantId>,
+    /// Instances a channel array reported (scratch).
+    heard: Vec<(usize, u32)>,
+    /// The manager asked for a notification when this event is done (pool refill).
+    refill: bool,
+    /// The counter at the start of this event.
+    now: u64,
+    manager: Option<ManagerLink>,
+    instance_counters: InstanceCounters,
     table: FlowTable,
     node_mac: parse::Mac,
     node_ip: parse::Ipv4,
@@ -189,43 +283,200 @@ macro_rules! tenant_config {
     };
 }
 
+/// The views of one tenant link: four queues and the control word, at `link` (`link_size`
+/// bytes), with data regions `rx` and `tx`.
+///
+/// # Safety
+/// The three regions must stay mapped while the returned tenant is used: for the PD's life
+/// (static tenants), or until the tenant is dropped (instances: dropped before the instance is
+/// RELEASEd or its death is acknowledged, after which the manager may destroy it).
+unsafe fn open_link(
+    id: TenantId,
+    peer: Peer,
+    link: NonNull<u8>,
+    link_size: usize,
+    rx: (NonNull<u8>, usize, BufferLayout),
+    tx: (NonNull<u8>, usize, BufferLayout),
+    life: Option<Life>,
+) -> Result<Tenant, Corrupt> {
+    if link_size < TENANT_LINK_BYTES {
+        return Err(Corrupt::Layout);
+    }
+    // SAFETY: the caller keeps the link region mapped while the views are used.
+    let queue = |which| unsafe { raw::tenant_queue(link, link_size, which) };
+    // SAFETY: as above; `rx`, `tx` hold at least their layouts' bytes (checked by the callers).
+    let (rx_data, tx_data) = unsafe { (SharedRegion::new(rx.0, rx.1), SharedRegion::new(tx.0, tx.1)) };
+    Ok(Tenant {
+        id,
+        peer,
+        rx_layout: rx.2,
+        tx_layout: tx.2,
+        life,
+        force_notify: false,
+        rx_free: Consumer::new(queue(TenantQueue::RxFree)?, TENANT_BUFFERS)?,
+        rx_active: Producer::new(queue(TenantQueue::RxActive)?, TENANT_BUFFERS)?,
+        tx_active: Consumer::new(queue(TenantQueue::TxActive)?, TENANT_BUFFERS)?,
+        tx_free: Producer::new(queue(TenantQueue::TxFree)?, TENANT_BUFFERS)?,
+        rx_data,
+        tx_data,
+        broken: false,
+        touched: false,
+        tx_blocked: false,
+        starving: false,
+        // SAFETY: as above.
+        control: unsafe { raw::link_control(link, link_size) }?,
+        served_wake: u64::MAX,
+        counters: Counters::default(),
+    })
+}
+
+/// Writes `info` into the info block of the link at `link`.
+///
+/// # Safety
+/// `link` must be a mapped tenant link region (at least `TENANT_LINK_BYTES`).
+unsafe fn write_link_info(link: NonNull<u8>, info: &LinkInfo) -> bool {
+    // SAFETY: inside the link region (the caller's promise); only this view touches the info block.
+    let block = unsafe { SharedRegion::new(NonNull::new_unchecked(link.as_ptr().add(LINK_INFO_OFFSET)), LINK_INFO_BYTES) };
+    block.write(0, &info.encode()).is_ok()
+}
+
+fn layout_of(what: &str, size: usize) -> BufferLayout {
+    tenant_layout(size).unwrap_or_else(|| panic!("net-virt: {what} region of {size:#x} bytes is not a whole number of buffers"))
+}
+
 fn open_tenant(id: TenantId, c: &TenantConfig) -> Tenant {
     let link = NonNull::new(c.link as *mut u8).unwrap_or_else(|| panic!("tenant {id}: its link region is not mapped"));
     if c.link_size < TENANT_LINK_BYTES {
         panic!("tenant {id}: link region is {:#x} bytes; it needs {TENANT_LINK_BYTES:#x}", c.link_size);
     }
-    let queue = |which| {
-        // SAFETY: the description maps the link region for the PD's lifetime.
-        match unsafe { raw::tenant_queue(link, c.link_size, which) } {
-            Ok(v) => v,
-            Err(e) => panic!("tenant {id}: {which:?} queue: {e}"),
-        }
-    };
     let region = |name, addr: usize, size| {
         let p = NonNull::new(addr as *mut u8).unwrap_or_else(|| panic!("tenant {id}: {name} region is not mapped"));
-        data_region(name, p, size, TENANT_LAYOUT.region_bytes())
+        (p, size, layout_of(name, size))
     };
-    Tenant {
-        id,
-        channel: Channel::new(c.channel),
-        rx_free: queue_or_panic("tenant queue", Consumer::new(queue(TenantQueue::RxFree), TENANT_BUFFERS)),
-        rx_active: queue_or_panic("tenant queue", Producer::new(queue(TenantQueue::RxActive), TENANT_BUFFERS)),
-        tx_active: queue_or_panic("tenant queue", Consumer::new(queue(TenantQueue::TxActive), TENANT_BUFFERS)),
-        tx_free: queue_or_panic("tenant queue", Producer::new(queue(TenantQueue::TxFree), TENANT_BUFFERS)),
-        rx_data: region("rx", c.rx, c.rx_size),
-        tx_data: region("tx", c.tx, c.tx_size),
-        broken: false,
-        touched: false,
-        tx_blocked: false,
-        starving: false,
-        // SAFETY: the description maps the link region for the PD's lifetime (size checked above).
-        control: unsafe { raw::link_control(link, c.link_size) }.unwrap_or_else(|e| panic!("tenant {id}: link control: {e}")),
-        served_wake: u64::MAX,
-        counters: Counters::default(),
+    let peer = Peer::Static(Channel::new(c.channel));
+    // SAFETY: the description maps a static tenant's regions for the PD's lifetime.
+    unsafe { open_link(id, peer, link, c.link_size, region("rx", c.rx, c.rx_size), region("tx", c.tx, c.tx_size), None) }
+        .unwrap_or_else(|e| panic!("tenant {id}: its link: {e}"))
+}
+
+/// What the description says about the instances of the service with fork grant `F` (the
+/// `inst<F>_*` variables: windows and strides of the template's `net_link`, `net_rx` and
+/// `net_tx` instance regions, and the channel array's id). The windows must use the default
+/// stride (the region's size): the stride is the only size the description can tell us.
+struct InstanceConfig {
+    channel: usize,
+    link: usize,
+    link_stride: usize,
+    rx: usize,
+    rx_stride: usize,
+    tx: usize,
+    tx_stride: usize,
+}
+
+macro_rules! instance_config {
+    ($ch:ident, $link:ident, $link_stride:ident, $rx:ident, $rx_stride:ident, $tx:ident, $tx_stride:ident) => {
+        InstanceConfig {
+            channel: *var!($ch: usize = usize::MAX),
+            link: *var!($link: usize = 0),
+            link_stride: *var!($link_stride: usize = 0),
+            rx: *var!($rx: usize = 0),
+            rx_stride: *var!($rx_stride: usize = 0),
+            tx: *var!($tx: usize = 0),
+            tx_stride: *var!($tx_stride: usize = 0),
+        }
+    };
+}
+
+/// The generic timer's frequency (CNTFRQ_EL0), for idle times in seconds.
+fn counter_frequency() -> u64 {
+    let f: u64;
+    // SAFETY: reading CNTFRQ_EL0 has no side effects and is allowed at EL0.
+    unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) f) };
+    if f == 0 {
+        62_500_000
+    } else {
+        f
     }
 }
 
-#[protection_domain(heap_size = 0x80000)]
+/// The services file (shared with the manager) and the instance windows: the template-backed
+/// services this virtualiser serves.
+fn instance_slots(static_tenants: TenantId, ticks_per_sec: u64) -> (InstanceMap, Vec<Slot>) {
+    let configs = [
+        instance_config!(inst0_channel, inst0_link_vaddr, inst0_link_stride, inst0_rx_vaddr, inst0_rx_stride, inst0_tx_vaddr, inst0_tx_stride),
+        instance_config!(inst1_channel, inst1_link_vaddr, inst1_link_stride, inst1_rx_vaddr, inst1_rx_stride, inst1_tx_vaddr, inst1_tx_stride),
+        instance_config!(inst2_channel, inst2_link_vaddr, inst2_link_stride, inst2_rx_vaddr, inst2_rx_stride, inst2_tx_vaddr, inst2_tx_stride),
+        instance_config!(inst3_channel, inst3_link_vaddr, inst3_link_stride, inst3_rx_vaddr, inst3_rx_stride, inst3_tx_vaddr, inst3_tx_stride),
+    ];
+    const _: () = assert!(MAX_SLOTS == 4);
+    let config_size = *var!(services_config_size: usize = 0);
+    let mut specs = Vec::new();
+    let mut slots = Vec::new();
+    if config_size != 0 {
+        let text = data_region("services_config", memory_region_symbol!(services_config_vaddr: *mut u8), config_size, 0);
+        let mut copy = alloc::vec![0u8; config_size.min(0x10000)];
+        if text.read(0, &mut copy).is_err() {
+            panic!("net-virt: cannot read the services configuration");
+        }
+        let services = edgeos_manager_core::config::parse(&copy).unwrap_or_else(|e| panic!("net-virt: {e}"));
+        for (id, svc) in services.iter() {
+            let Some(c) = configs.get(svc.fork as usize).filter(|c| c.channel != usize::MAX) else {
+                debug_println!(
+                    "net-virt: service '{}' (fork {}) has no instance windows here (inst{}_* variables); not served",
+                    svc.name, svc.fork, svc.fork
+                );
+                continue;
+            };
+            let spec = ServiceSpec {
+                service: id,
+                fork: svc.fork,
+                port_lo: svc.port_lo,
+                port_hi: svc.port_hi,
+                udp: svc.has_protocol(edgeos_manager_core::config::Protocol::Udp),
+                tcp: svc.has_protocol(edgeos_manager_core::config::Protocol::Tcp),
+                policy: match svc.policy {
+                    edgeos_manager_core::config::Policy::Port => InstancePolicy::Port,
+                    edgeos_manager_core::config::Policy::Client => InstancePolicy::Client,
+                    edgeos_manager_core::config::Policy::Shared => InstancePolicy::Shared,
+                },
+                idle_ticks: instances::seconds_to_ticks(svc.idle_secs, ticks_per_sec),
+            };
+            if c.link == 0 || c.rx == 0 || c.tx == 0 {
+                panic!("net-virt: service '{}': inst{}_* windows missing (link, rx and tx)", svc.name, svc.fork);
+            }
+            if c.link_stride < TENANT_LINK_BYTES {
+                panic!("net-virt: service '{}': link window stride {:#x} < {TENANT_LINK_BYTES:#x}", svc.name, c.link_stride);
+            }
+            let rx_layout = layout_of("instance rx", c.rx_stride);
+            let tx_layout = layout_of("instance tx", c.tx_stride);
+            debug_println!(
+                "net-virt: service '{}' (fork {}) from instances on channel array {}: {} ports {}-{}, policy {}, idle {} s, {}+{} buffers",
+                svc.name, svc.fork, c.channel, svc.protocols_text(), svc.port_lo, svc.port_hi, svc.policy.name(), svc.idle_secs,
+                rx_layout.region_bytes() / 2048, tx_layout.region_bytes() / 2048
+            );
+            specs.push(spec);
+            slots.push(Slot {
+                spec,
+                array: ChannelArray::new(c.channel),
+                link: c.link,
+                link_stride: c.link_stride,
+                rx: c.rx,
+                rx_stride: c.rx_stride,
+                tx: c.tx,
+                tx_stride: c.tx_stride,
+                rx_layout,
+                tx_layout,
+                instances: Vec::new(),
+            });
+        }
+    }
+    let map = InstanceMap::new(static_tenants, specs).unwrap_or_else(|e| panic!("net-virt: instance services: {e:?}"));
+    (map, slots)
+}
+
+// The heap holds the flow table (two 64 Ki-entry port arrays and the connection table: about
+// 0x60000 bytes) and the per-instance state of live instances.
+#[protection_domain(heap_size = 0x200000)]
 fn init() -> Virtualiser {
     let driver = Channel::new(*var!(driver_channel: usize = 0));
     let timer = match *var!(timer_channel: usize = usize::MAX) {
@@ -272,11 +523,19 @@ fn init() -> Virtualiser {
         tenant_config!(tenant3_channel, tenant3_link_vaddr, tenant3_link_size, tenant3_rx_vaddr, tenant3_rx_size, tenant3_tx_vaddr, tenant3_tx_size),
     ];
     let present = configs.iter().take_while(|c| c.channel != usize::MAX).count();
-    let mut table = FlowTable::new(present as TenantId);
+    let ticks_per_sec = counter_frequency();
+    let (map, slots) = instance_slots(present as TenantId, ticks_per_sec);
+    // Instance tenants are routed by port (policies port, shared) or by connection (client):
+    // room for thousands of connections when a service routes by connection.
+    let connection_slots = if map.slots().iter().any(|s| s.policy == InstancePolicy::Client) { 8192 } else { 1024 };
+    let mut table = FlowTable::with_connections(map.tenants(), connection_slots);
     let mut tenants = Vec::with_capacity(present);
     // The ports each tenant is told about (the first UDP and TCP route of each).
     let mut infos: Vec<LinkInfo> = (0..present).map(|i| LinkInfo { tenant: i as u16, udp_port: 0, tcp_port: 0 }).collect();
     let mut install = |route: Route| {
+        if let Some(slot) = map.slot_for(route.protocol, route.port) {
+            panic!("net-virt: static route {route:?} overlaps the ports of instance service {}", map.slots()[slot].service);
+        }
         if let Err(e) = table.install_port(route.protocol, route.port, route.tenant) {
             panic!("net-virt: static route {route:?}: {e:?}");
         }
@@ -325,10 +584,8 @@ fn init() -> Virtualiser {
         let tenant = open_tenant(id, c);
         // Tell the tenant its ports before it runs (it has a lower priority than ours).
         let link = NonNull::new(c.link as *mut u8).expect("checked in open_tenant");
-        // SAFETY: the link region is mapped for the PD's life (checked in `open_tenant`); this
-        // view covers only its info block, which no queue view touches.
-        let info_block = unsafe { SharedRegion::new(NonNull::new_unchecked(link.as_ptr().add(LINK_INFO_OFFSET)), LINK_INFO_BYTES) };
-        if info_block.write(0, &info.encode()).is_err() {
+        // SAFETY: the link region is mapped for the PD's life (checked in `open_tenant`).
+        if !unsafe { write_link_info(link, &info) } {
             panic!("tenant {id}: cannot write its link information");
         }
         tenants.push(tenant);
@@ -351,6 +608,16 @@ fn init() -> Virtualiser {
         nic_tx,
         tx_pool: (0..NIC_BUFFERS).rev().collect(),
         tenants,
+        map,
+        slots,
+        live: Vec::new(),
+        doomed: Vec::new(),
+        touch: Vec::new(),
+        heard: Vec::new(),
+        refill: false,
+        now: 0,
+        manager: ManagerLink::from_description(),
+        instance_counters: InstanceCounters::default(),
         table,
         node_mac,
         node_ip,
@@ -370,11 +637,14 @@ fn init() -> Virtualiser {
     v.driver_touched = true;
     v.batch();
     debug_println!(
-        "net-virt: node {}.{}.{}.{} MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {} tenants",
+        "net-virt: node {}.{}.{}.{} MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {} tenants, {} instance services",
         node_ip[0], node_ip[1], node_ip[2], node_ip[3],
         node_mac[0], node_mac[1], node_mac[2], node_mac[3], node_mac[4], node_mac[5],
-        v.tenants.len()
+        v.tenants.len(), v.slots.len()
     );
+    if !v.slots.is_empty() && v.manager.is_none() {
+        panic!("net-virt: instance services need the manager's channel (manager_channel)");
+    }
     v
 }
 
@@ -389,41 +659,133 @@ fn driver_enqueue(r: Result<(), EnqueueError>) {
     }
 }
 
-impl Virtualiser {
-    /// Copies a received frame into tenant `t`'s next free buffer.
-    fn deliver(&mut self, t: usize, nic_offset: u64, len: u32) {
-        let tenant = &mut self.tenants[t];
-        if tenant.broken {
-            return;
+/// A tenant by its flow-table id: static tenants, then instance tenants (None: not live).
+fn tenant_mut<'a>(tenants: &'a mut [Tenant], slots: &'a mut [Slot], map: &InstanceMap, id: TenantId) -> Option<&'a mut Tenant> {
+    if (id as usize) < tenants.len() {
+        return tenants.get_mut(id as usize);
+    }
+    let (slot, i) = map.instance(id)?;
+    slots.get_mut(slot)?.instances.get_mut(i as usize)?.as_deref_mut()
+}
+
+macro_rules! tenant {
+    ($v:ident, $id:expr) => {
+        tenant_mut(&mut $v.tenants, &mut $v.slots, &$v.map, $id)
+    };
+}
+
+/// What became of a frame offered to a tenant.
+enum Delivery {
+    Done,
+    /// No free receive buffer.
+    NoBuffer,
+    /// Broken (now or before): not served.
+    Failed,
+}
+
+/// Puts a `len`-byte frame into `tenant`'s next free receive buffer; `copy` writes it there.
+fn put_frame(tenant: &mut Tenant, len: u32, copy: impl FnOnce(&SharedRegion, u64) -> bool) -> Delivery {
+    if tenant.broken {
+        return Delivery::Failed;
+    }
+    let d = match tenant.rx_free.dequeue() {
+        Ok(Some(d)) => d,
+        Ok(None) => return Delivery::NoBuffer,
+        Err(e) => {
+            tenant.fail("rx_free", e);
+            return Delivery::Failed;
         }
-        let d = match tenant.rx_free.dequeue() {
-            Ok(Some(d)) => d,
-            Ok(None) => {
+    };
+    if let Err(e) = tenant.rx_layout.check(d) {
+        tenant.fail("rx_free", e);
+        return Delivery::Failed;
+    }
+    if !copy(&tenant.rx_data, d.offset) {
+        tenant.fail("rx_free", Corrupt::Offset { offset: d.offset });
+        return Delivery::Failed;
+    }
+    match tenant.rx_active.enqueue(Descriptor::new(d.offset, len)) {
+        Ok(()) => {
+            tenant.counters.received += 1;
+            tenant.touched = true;
+            tenant.starving = false;
+            Delivery::Done
+        }
+        Err(EnqueueError::Full) => {
+            tenant.fail("rx_active", Corrupt::Index { items: TENANT_BUFFERS + 1, capacity: TENANT_BUFFERS });
+            Delivery::Failed
+        }
+        Err(EnqueueError::Corrupt(e)) => {
+            tenant.fail("rx_active", e);
+            Delivery::Failed
+        }
+    }
+}
+
+/// Why an instance is dropped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Drop {
+    Idle,
+    Broken,
+}
+
+impl Virtualiser {
+    /// The id of the `k`th tenant served: static tenants, then live instances.
+    fn id_at(&self, k: usize) -> TenantId {
+        if k < self.tenants.len() {
+            k as TenantId
+        } else {
+            self.live[k - self.tenants.len()]
+        }
+    }
+
+    fn served(&self) -> usize {
+        self.tenants.len() + self.live.len()
+    }
+
+    /// Copies a received frame into tenant `t`'s next free buffer.
+    fn deliver(&mut self, t: TenantId, nic_offset: u64, len: u32) {
+        let now = self.now;
+        let idle = self.map.instance(t).map_or(0, |(slot, _)| self.slots[slot].spec.idle_ticks);
+        let Some(tenant) = tenant_mut(&mut self.tenants, &mut self.slots, &self.map, t) else { return };
+        let nic_rx = &self.nic_rx;
+        match put_frame(tenant, len, |region, offset| region.copy_from(offset, nic_rx, nic_offset, len as usize).is_ok()) {
+            Delivery::Done => {
+                if tenant.life.as_mut().is_some_and(|l| l.active(now, idle)) {
+                    self.touch.push(t);
+                }
+            }
+            Delivery::NoBuffer => {
+                // A fresh instance that has not run yet may have no buffers visible: keep its
+                // first frame (a TCP SYN) for when it first notifies.
+                if let Some(life) = tenant.life.as_mut().filter(|l| !l.heard) {
+                    let mut frame = [0u8; MAX_FRAME];
+                    let frame = &mut frame[..len as usize];
+                    if nic_rx.read(nic_offset, frame).is_ok() && life.park(frame) {
+                        self.instance_counters.parked += 1;
+                        return;
+                    }
+                }
                 // The tenant is not keeping up: it alone loses this frame.
                 tenant.counters.dropped += 1;
                 if !tenant.starving {
                     tenant.starving = true;
                     debug_println!("net-virt: tenant {} is not draining its ring; dropping its frames", tenant.id);
                 }
-                return;
             }
-            Err(e) => return tenant.fail("rx_free", e),
-        };
-        if let Err(e) = TENANT_LAYOUT.check(d) {
-            return tenant.fail("rx_free", e);
+            Delivery::Failed => {}
         }
-        tenant.starving = false;
-        if tenant.rx_data.copy_from(d.offset, &self.nic_rx, nic_offset, len as usize).is_err() {
-            return tenant.fail("rx_free", Corrupt::Offset { offset: d.offset });
-        }
-        match tenant.rx_active.enqueue(Descriptor::new(d.offset, len)) {
-            Ok(()) => {
-                tenant.counters.received += 1;
-                tenant.touched = true;
-            }
-            Err(EnqueueError::Full) => tenant.fail("rx_active", Corrupt::Index { items: TENANT_BUFFERS + 1, capacity: TENANT_BUFFERS }),
-            Err(EnqueueError::Corrupt(e)) => tenant.fail("rx_active", e),
-        }
+    }
+
+    /// Instance tenant `t` notified: it runs, so its parked frame can go in now.
+    fn heard_from(&mut self, t: TenantId) {
+        let Some(tenant) = tenant!(self, t) else { return };
+        let Some(mut life) = tenant.life.take() else { return };
+        life.heard = true;
+        life.retry_parked(|frame| {
+            matches!(put_frame(tenant, frame.len() as u32, |region, offset| region.write(offset, frame).is_ok()), Delivery::Done)
+        });
+        tenant.life = Some(life);
     }
 
     /// Sends a frame the virtualiser made itself (ARP replies).
@@ -466,7 +828,8 @@ impl Virtualiser {
                 if let Some(reply) = arp::reply(&a, self.node_mac, self.node_ip) {
                     self.send_own(&reply);
                 } else if a.operation == ARP_REPLY && a.target_ip == self.node_ip {
-                    for t in 0..self.tenants.len() {
+                    for k in 0..self.served() {
+                        let t = self.id_at(k);
                         self.deliver(t, frame_offset, len);
                     }
                 } else {
@@ -474,8 +837,8 @@ impl Virtualiser {
                 }
             }
             Payload::Ipv4(ip) => {
-                let route = match (ip.destination == self.node_ip, Protocol::from_ip(ip.protocol), ip.ports, ip.fragmented) {
-                    (true, Some(protocol), Some(ports), false) => self.table.lookup(&Connection {
+                let connection = match (ip.destination == self.node_ip, Protocol::from_ip(ip.protocol), ip.ports, ip.fragmented) {
+                    (true, Some(protocol), Some(ports), false) => Some(Connection {
                         protocol,
                         remote_ip: ip.source,
                         remote_port: ports.source,
@@ -483,8 +846,15 @@ impl Virtualiser {
                     }),
                     _ => None,
                 };
+                let route = connection.and_then(|c| {
+                    self.table.lookup(&c).or_else(|| {
+                        // A flow to an instance service's port with no route yet: ask the manager.
+                        let slot = self.map.slot_for(c.protocol, c.local_port)?;
+                        self.assign(slot, &c)
+                    })
+                });
                 match route {
-                    Some(t) => self.deliver(t as usize, frame_offset, len),
+                    Some(t) => self.deliver(t, frame_offset, len),
                     None => self.unrouted += 1,
                 }
             }
@@ -492,11 +862,216 @@ impl Virtualiser {
         }
     }
 
+    /// Asks the manager for an instance of slot `slot`'s service for the flow `c`, installs the
+    /// flow's route and makes the instance a tenant (a fresh one learns its LinkInfo first).
+    fn assign(&mut self, slot: usize, c: &Connection) -> Option<TenantId> {
+        let spec = self.slots[slot].spec;
+        let manager = self.manager.as_ref()?;
+        let a = match manager.assign(spec.service, c) {
+            Ok(a) => a,
+            Err(e) => {
+                self.instance_counters.refused += 1;
+                if self.instance_counters.refused.is_power_of_two() {
+                    debug_println!("net-virt: the manager gave no instance of service {} for port {}: {e:?}", spec.service, c.local_port);
+                }
+                return None;
+            }
+        };
+        self.refill |= a.refill;
+        let Some(t) = self.map.tenant(slot, a.instance.index).filter(|_| a.instance.fork == spec.fork) else {
+            debug_println!("net-virt: the manager assigned {:?}, not an instance this virtualiser can serve", a.instance);
+            self.instance_counters.refused += 1;
+            let _ = manager.release(a.instance);
+            return None;
+        };
+        self.instance_counters.assigned += 1;
+        let open = self.slots[slot].instances.get(a.instance.index as usize).is_some_and(|i| i.is_some());
+        if open && a.fresh {
+            // A new instance under an id we still hold state for: that state is stale.
+            self.drop_instance(t);
+        }
+        if (!open || a.fresh) && !self.open_instance(slot, a.instance.index, t, c.local_port) {
+            return None;
+        }
+        if let Err(e) = InstanceMap::install(&mut self.table, self.map.route_for(slot, c), t) {
+            self.instance_counters.route_errors += 1;
+            debug_println!("net-virt: route for instance tenant {t}: {e:?}");
+        }
+        Some(t)
+    }
+
+    /// Opens instance `index` of slot `slot` as tenant `t` in its instance windows, and writes
+    /// its LinkInfo; it is notified at the end of the batch.
+    fn open_instance(&mut self, slot: usize, index: u32, t: TenantId, local_port: u16) -> bool {
+        let s = &mut self.slots[slot];
+        let at = |base: usize, stride: usize| NonNull::new(base.wrapping_add(index as usize * stride) as *mut u8);
+        let (Some(link), Some(rx), Some(tx)) = (at(s.link, s.link_stride), at(s.rx, s.rx_stride), at(s.tx, s.tx_stride)) else {
+            return false;
+        };
+        let peer = Peer::Instance(s.array, Instance::new(index));
+        // SAFETY: the manager has just handed instance `index` over, so it lives and its windows
+        // are mapped (the kernel's ids are below the grant's max_instances, the windows' extent,
+        // and the strides are the regions' sizes: the description's default); they stay
+        // so until this virtualiser RELEASEs it or acknowledges its death, and it drops this
+        // state before either.
+        let opened = unsafe {
+            open_link(t, peer, link, s.link_stride, (rx, s.rx_stride, s.rx_layout), (tx, s.tx_stride, s.tx_layout), Some(Life::new(self.now)))
+        };
+        let mut tenant = match opened {
+            Ok(tenant) => tenant,
+            Err(e) => {
+                // Its queues are already corrupt (from the template): never served.
+                debug_println!("net-virt: instance tenant {t}: its link is corrupt ({e}); released");
+                self.instance_counters.released_broken += 1;
+                if let Some(m) = self.manager.as_ref() {
+                    let _ = m.release(edgeos_manager_core::policy::InstanceRef::new(s.spec.fork, index));
+                }
+                return false;
+            }
+        };
+        let (udp_port, tcp_port) = self.map.link_ports(slot, local_port);
+        let info = LinkInfo { tenant: t, udp_port, tcp_port };
+        // SAFETY: the link window is mapped (above).
+        if !unsafe { write_link_info(link, &info) } {
+            return false;
+        }
+        tenant.force_notify = true;
+        tenant.touched = true;
+        let i = index as usize;
+        if s.instances.len() <= i {
+            s.instances.resize_with(i + 1, || None);
+        }
+        s.instances[i] = Some(Box::new(tenant));
+        self.live.push(t);
+        self.instance_counters.fresh += 1;
+        if self.instance_counters.fresh <= 64 || self.instance_counters.fresh.is_power_of_two() {
+            debug_println!(
+                "net-virt: instance {index} of service {} is tenant {t}: udp port {udp_port}, tcp port {tcp_port}",
+                s.spec.service
+            );
+        }
+        true
+    }
+
+    /// Forgets instance tenant `t`: its routes and its state (its windows are never touched
+    /// again). True if it was live.
+    fn drop_instance(&mut self, t: TenantId) -> bool {
+        let Some((slot, i)) = self.map.instance(t) else { return false };
+        self.map.remove_routes(&mut self.table, t);
+        let was = self.slots[slot].instances.get_mut(i as usize).and_then(|s| s.take()).is_some();
+        if let Some(k) = self.live.iter().position(|x| *x == t) {
+            self.live.swap_remove(k);
+        }
+        self.touch.retain(|x| *x != t);
+        was
+    }
+
+    fn instance_ref(&self, t: TenantId) -> Option<edgeos_manager_core::policy::InstanceRef> {
+        let (slot, i) = self.map.instance(t)?;
+        Some(edgeos_manager_core::policy::InstanceRef::new(self.slots[slot].spec.fork, i))
+    }
+
+    /// Drops and RELEASEs the instances found idle or broken during this event; reports
+    /// activity (TOUCH) and asks for a pool refill.
+    fn settle(&mut self) {
+        for k in 0..self.live.len() {
+            let t = self.live[k];
+            if tenant!(self, t).is_some_and(|x| x.broken) && !self.doomed.iter().any(|(d, _)| *d == t) {
+                self.doomed.push((t, Drop::Broken));
+            }
+        }
+        while let Some((t, why)) = self.doomed.pop() {
+            let Some(r) = self.instance_ref(t) else { continue };
+            if !self.drop_instance(t) {
+                continue;
+            }
+            let released = match why {
+                Drop::Idle => {
+                    self.instance_counters.released_idle += 1;
+                    self.instance_counters.released_idle
+                }
+                Drop::Broken => {
+                    self.instance_counters.released_broken += 1;
+                    self.instance_counters.released_broken
+                }
+            };
+            if released <= 64 || released.is_power_of_two() {
+                let reason = if why == Drop::Idle { "idle" } else { "broken" };
+                debug_println!("net-virt: instance {} of fork {} (tenant {t}) released: {reason}", r.index, r.fork);
+            }
+            if let Some(m) = self.manager.as_ref() {
+                match m.release(r) {
+                    Ok(()) => {}
+                    // The manager's own idle clock retired it first: it is on the dead list,
+                    // and dropped here already, so acknowledge it (the manager destroys it).
+                    Err(ApiError::NotAssigned) => {
+                        if let Err(e) = m.ack_dead(r) {
+                            debug_println!("net-virt: ACK_DEAD of {r:?}: {e:?}");
+                        }
+                    }
+                    Err(e) => debug_println!("net-virt: RELEASE of {r:?}: {e:?}"),
+                }
+            }
+        }
+        if !self.touch.is_empty() {
+            let refs: Vec<_> = self.touch.iter().filter_map(|t| self.instance_ref(*t)).collect();
+            self.touch.clear();
+            if let Some(m) = self.manager.as_ref() {
+                m.touch(&refs);
+            }
+        }
+        if core::mem::take(&mut self.refill) {
+            if let Some(m) = self.manager.as_ref() {
+                m.notify();
+            }
+        }
+    }
+
+    /// The manager retires instances: drop each (routes, state), then acknowledge it.
+    fn collect_dead(&mut self) {
+        if self.manager.is_none() {
+            return;
+        }
+        let mut list = [edgeos_manager_core::policy::InstanceRef::new(0, 0); edgeos_manager_core::api::DEAD_LIST_MAX];
+        // The list shrinks by every acknowledgement; a bound keeps a confused manager from
+        // holding the virtualiser here.
+        for _ in 0..1024 {
+            let manager = self.manager.as_ref().expect("checked above");
+            let (n, _total) = match manager.dead_list(&mut list) {
+                Ok(x) => x,
+                Err(e) => {
+                    debug_println!("net-virt: DEAD_LIST: {e:?}");
+                    return;
+                }
+            };
+            if n == 0 {
+                return;
+            }
+            for r in &list[..n] {
+                let t = self.map.slot_of_fork(r.fork).and_then(|slot| self.map.tenant(slot, r.index));
+                if let Some(t) = t {
+                    if self.drop_instance(t) {
+                        self.instance_counters.dead += 1;
+                        if self.instance_counters.dead <= 64 || self.instance_counters.dead.is_power_of_two() {
+                            debug_println!("net-virt: instance {} of fork {} (tenant {t}) retired by the manager", r.index, r.fork);
+                        }
+                    }
+                }
+                let manager = self.manager.as_ref().expect("checked above");
+                if let Err(e) = manager.ack_dead(*r) {
+                    debug_println!("net-virt: ACK_DEAD of {r:?}: {e:?}");
+                }
+            }
+        }
+    }
+
     /// Takes up to `TX_ROUND` frames from tenant `t` to the driver; true if it did anything.
-    fn transmit_from(&mut self, t: usize) -> bool {
+    fn transmit_from(&mut self, t: TenantId) -> bool {
         let mut progress = false;
+        let now = self.now;
+        let idle = self.map.instance(t).map_or(0, |(slot, _)| self.slots[slot].spec.idle_ticks);
         for _ in 0..TX_ROUND {
-            let tenant = &mut self.tenants[t];
+            let Some(tenant) = tenant_mut(&mut self.tenants, &mut self.slots, &self.map, t) else { return progress };
             if tenant.broken {
                 return progress;
             }
@@ -513,7 +1088,7 @@ impl Virtualiser {
                 }
             };
             progress = true;
-            if let Err(e) = TENANT_LAYOUT.check(d) {
+            if let Err(e) = tenant.tx_layout.check(d) {
                 tenant.fail("tx_active", e);
                 return progress;
             }
@@ -538,7 +1113,12 @@ impl Virtualiser {
                 }
             }
             match verdict {
-                Ok(()) => tenant.counters.sent += 1,
+                Ok(()) => {
+                    tenant.counters.sent += 1;
+                    if tenant.life.as_mut().is_some_and(|l| l.active(now, idle)) {
+                        self.touch.push(t);
+                    }
+                }
                 Err(()) => tenant.counters.refused += 1,
             }
             // The tenant's buffer goes back either way.
@@ -559,8 +1139,11 @@ impl Virtualiser {
                 let index = driver_queue(NIC_LAYOUT.check(d));
                 self.tx_pool.push(index);
                 // Tenants that were waiting for a transmit buffer can go on.
-                for tenant in self.tenants.iter_mut() {
-                    tenant.tx_blocked = false;
+                for k in 0..self.served() {
+                    let t = self.id_at(k);
+                    if let Some(tenant) = tenant!(self, t) {
+                        tenant.tx_blocked = false;
+                    }
                 }
             }
             // Received frames.
@@ -575,7 +1158,8 @@ impl Virtualiser {
             let mut progress = true;
             while progress && !self.tx_pool.is_empty() {
                 progress = false;
-                for t in 0..self.tenants.len() {
+                for k in 0..self.served() {
+                    let t = self.id_at(k);
                     progress |= self.transmit_from(t);
                 }
             }
@@ -587,12 +1171,16 @@ impl Virtualiser {
                     self.driver.notify();
                 }
             }
-            for tenant in self.tenants.iter_mut() {
+            for k in 0..self.served() {
+                let t = self.id_at(k);
+                let Some(tenant) = tenant!(self, t) else { continue };
                 if core::mem::take(&mut tenant.touched) && !tenant.broken {
                     let rx = tenant.rx_active.signal_wanted();
                     let tx = tenant.tx_free.signal_wanted();
-                    if rx | tx {
-                        tenant.channel.notify();
+                    // A fresh instance is notified whatever its queues say: its LinkInfo is
+                    // written, it may attach now.
+                    if rx | tx | core::mem::take(&mut tenant.force_notify) {
+                        tenant.peer.notify();
                     }
                 }
             }
@@ -600,19 +1188,27 @@ impl Virtualiser {
             // wake the virtualiser only when it runs low or a tenant waits for one (every batch
             // takes them back anyway), which saves a notification a frame.
             let mut more = !driver_queue(self.nic_rx_active.finish_batch());
-            let need_tx_buffers = self.tx_pool.len() < (NIC_BUFFERS / 4) as usize || self.tenants.iter().any(|t| t.tx_blocked);
+            let mut any_blocked = false;
+            for k in 0..self.served() {
+                let t = self.id_at(k);
+                any_blocked |= tenant!(self, t).is_some_and(|x| x.tx_blocked);
+            }
+            let need_tx_buffers = self.tx_pool.len() < (NIC_BUFFERS / 4) as usize || any_blocked;
             if need_tx_buffers {
                 more |= !driver_queue(self.nic_tx_free.finish_batch());
             } else {
                 self.nic_tx_free.cancel_signal();
             }
-            for tenant in self.tenants.iter_mut() {
+            let pool_empty = self.tx_pool.is_empty();
+            for k in 0..self.served() {
+                let t = self.id_at(k);
+                let Some(tenant) = tenant!(self, t) else { continue };
                 if tenant.broken {
                     continue;
                 }
                 match tenant.tx_active.finish_batch() {
                     Ok(true) => {}
-                    Ok(false) => more |= !tenant.tx_blocked && !self.tx_pool.is_empty(),
+                    Ok(false) => more |= !tenant.tx_blocked && !pool_empty,
                     Err(e) => tenant.fail("tx_active", e),
                 }
             }
@@ -626,21 +1222,35 @@ impl Virtualiser {
 impl Virtualiser {
     /// Notifies tenants whose deadlines have passed and arms the timer for the earliest one
     /// still ahead. A deadline a tenant leaves unchanged after being served fires only once,
-    /// so a tenant cannot make the virtualiser spin.
+    /// so a tenant cannot make the virtualiser spin. Instances idle past their service's time
+    /// are doomed (dropped and RELEASEd by `settle`); the timer also wakes for the next one.
     fn serve_deadlines(&mut self) {
         if self.timer.is_none() {
             return;
         }
         let now = counter();
         let mut next = u64::MAX;
-        for tenant in self.tenants.iter_mut() {
+        for k in 0..self.served() {
+            let t = self.id_at(k);
+            let idle = self.map.instance(t).map_or(0, |(slot, _)| self.slots[slot].spec.idle_ticks);
+            let Some(tenant) = tenant!(self, t) else { continue };
+            if tenant.broken {
+                continue;
+            }
+            if let Some(life) = tenant.life.as_ref() {
+                if life.idle(now, idle) {
+                    self.doomed.push((t, Drop::Idle));
+                    continue;
+                }
+                next = next.min(life.idle_at(idle));
+            }
             let wake = tenant.control.wake_at();
-            if tenant.broken || wake == u64::MAX || wake == tenant.served_wake {
+            if wake == u64::MAX || wake == tenant.served_wake {
                 continue;
             }
             if wake <= now {
                 tenant.served_wake = wake;
-                tenant.channel.notify();
+                tenant.peer.notify();
             } else {
                 next = next.min(wake);
             }
@@ -663,9 +1273,11 @@ impl Handler for Virtualiser {
     }
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Infallible> {
-        // A batch looks at every queue it consumes (a handful of static tenants); with
-        // thousands of instances this becomes the kernel's pending-instance set (DESIGN-NOTES 2).
+        // A batch looks at every queue it consumes: the static tenants and the live instances
+        // (the channel arrays say which instances notified; that only matters for the first
+        // notification of a fresh one, which releases its parked frame).
         let start = counter();
+        self.now = start;
         if let Some(timer) = self.timer {
             if channels.contains(timer) {
                 // The timer condition holds until re-armed: force `serve_deadlines` to re-arm.
@@ -673,16 +1285,46 @@ impl Handler for Virtualiser {
                 self.ack_timer = true;
             }
         }
+        if let Some(m) = self.manager.as_ref() {
+            if channels.contains(m.channel()) {
+                self.collect_dead();
+            }
+        }
+        for slot in 0..self.slots.len() {
+            let array = self.slots[slot].array;
+            if !channels.contains(Channel::new(array.index())) {
+                continue;
+            }
+            let mut heard = core::mem::take(&mut self.heard);
+            if let Err(e) = array.take(|i| heard.push((slot, i.index()))) {
+                debug_println!("net-virt: channel array {}: {e}", array.index());
+            }
+            for (slot, i) in heard.drain(..) {
+                if let Some(t) = self.map.tenant(slot, i) {
+                    self.heard_from(t);
+                }
+            }
+            self.heard = heard;
+        }
         self.batch();
         self.serve_deadlines();
+        self.settle();
         self.busy_ticks += counter() - start;
         if self.frames - self.reported_at >= STATS_EVERY {
             self.reported_at = self.frames;
-            let sent: u64 = self.tenants.iter().map(|t| t.counters.sent).sum();
-            let dropped: u64 = self.tenants.iter().map(|t| t.counters.dropped).sum();
+            let (mut sent, mut dropped) = (0, 0);
+            for k in 0..self.served() {
+                let t = self.id_at(k);
+                if let Some(tenant) = tenant!(self, t) {
+                    sent += tenant.counters.sent;
+                    dropped += tenant.counters.dropped;
+                }
+            }
+            let c = self.instance_counters;
             debug_println!(
-                "net-virt: stats: frames {} sent {} dropped {} malformed {} unrouted {} handler_ticks {}",
-                self.frames, sent, dropped, self.malformed, self.unrouted, self.busy_ticks
+                "net-virt: stats: frames {} sent {} dropped {} malformed {} unrouted {} handler_ticks {} instances live {} assigned {} fresh {} refused {} idle {} broken {} dead {} parked {}",
+                self.frames, sent, dropped, self.malformed, self.unrouted, self.busy_ticks, self.live.len(), c.assigned,
+                c.fresh, c.refused, c.released_idle, c.released_broken, c.dead, c.parked
             );
         }
         Ok(())
@@ -695,7 +1337,7 @@ impl Handler for Virtualiser {
             *mr = get_mr(i);
         }
         let reply = match api::decode(msg_info.label(), &mrs[..count]) {
-            Ok(Request::Counters { tenant }) => match self.tenants.get(tenant as usize) {
+            Ok(Request::Counters { tenant }) => match tenant_mut(&mut self.tenants, &mut self.slots, &self.map, tenant) {
                 Some(t) => {
                     let c = t.counters;
                     for (i, v) in [c.received, c.dropped, c.sent, c.refused, self.malformed, self.unrouted].into_iter().enumerate() {
