@@ -8,14 +8,14 @@ REPORT ?= build/edgeos.report.txt
 FUZZ_SECONDS ?= 20
 EDGEOS := cargo run -q --release --bin edgeos --
 
-.PHONY: run test deps bare image check graph bench idle baseline baseline-smoke host-test lint sdfgen-test memcached-test loadgen-test system-test net-test memcached-qemu-test model-check fuzz-smoke clean
+.PHONY: run test deps bare image check graph bench idle baseline baseline-smoke host-test lint sdfgen-test memcached-test loadgen-test system-test net-test memcached-qemu-test instances-test model-check fuzz-smoke clean
 
 ## run: build the default system (system.xml) and boot it in QEMU (Ctrl-A X quits)
 run: image
 	qemu/run.sh $(IMAGE)
 
 ## test: every test: host unit and fixture tests, lints, QEMU system tests, a fuzz smoke run
-test: deps host-test model-check lint sdfgen-test memcached-test loadgen-test system-test net-test memcached-qemu-test baseline-smoke fuzz-smoke
+test: deps host-test model-check lint sdfgen-test memcached-test loadgen-test system-test net-test memcached-qemu-test instances-test baseline-smoke fuzz-smoke
 	@echo "make test: all suites passed"
 
 deps:
@@ -65,9 +65,13 @@ system-test: bare
 net-test: bare
 	tests/net/run.sh
 
-## memcached-qemu-test: pymemcache and libmemcached-tools against the memcached PD in QEMU
+## memcached-qemu-test: pymemcache and libmemcached-tools against the memcached instances in QEMU
 memcached-qemu-test: bare
 	tests/memcached-qemu/run.sh
+
+## instances-test: 300 memcached instances at once (one per port) under the load generator
+instances-test: bare
+	SKIP_BUILD=1 tests/instances/run.sh
 
 fuzz-smoke:
 	libs/sysdesc/fuzz/run.sh $(FUZZ_SECONDS)
