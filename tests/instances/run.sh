@@ -7,7 +7,7 @@
 # Passes when every port was served (N instances live at once, from the manager's statistics
 # line) and the load generator saw no error, timeout or miss.
 #
-#   tests/instances/run.sh            N=300 MEM=1G DURATION=5 BASE=21211
+#   tests/instances/run.sh            N=300 MEM=1G DURATION=5 BASE=21211 [LOADGEN_ARGS=...]
 #
 # Prints `instances-scale: P passed, F failed`; exits non-zero on failure.
 set -uo pipefail
@@ -62,9 +62,10 @@ fi
 ok "booted with a $n-port memcached service"
 
 # One connection per port: each brings up its own instance (fresh fork or pool).
-if ./target/release/loadgen --ports "$base-$((base + n - 1))" --connections-per-port 1 --depth 1 \
-        --key-size 16 --value-size 135 --get-ratio 0.95 --keys 20 --warmup 1s --duration "${DURATION:-5}s" \
-        --timeout 10s --connect-concurrency 16 --json --quiet --output "$out/loadgen.json" >"$out/loadgen.out" 2>&1; then
+# LOADGEN_ARGS replaces the workload (for measurements, e.g. the baseline's open-loop load).
+read -r -a load <<<"${LOADGEN_ARGS:---depth 1 --key-size 16 --value-size 135 --get-ratio 0.95 --keys 20 --warmup 1s --duration ${DURATION:-5}s --timeout 10s}"
+if ./target/release/loadgen --ports "$base-$((base + n - 1))" --connections-per-port 1 --connect-concurrency 16 \
+        "${load[@]}" --json --quiet --output "$out/loadgen.json" >"$out/loadgen.out" 2>&1; then
     ok "load generator ran against $n ports"
 else
     tail -n 20 "$out/loadgen.out" | sed 's/^/    | /'
@@ -86,6 +87,12 @@ def find(d, key):
     return None
 print(*(find(r, k) or 0 for k in ("requests", "errors", "timeouts", "misses")))' "$out/loadgen.json")
 echo "     $requests requests measured; errors $errors, timeouts $timeouts, misses $misses"
+python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+lat = r.get("latency_us") or r.get("latency") or {}
+print("     latency:", {k: v for k, v in lat.items() if k in ("p50", "p90", "p99", "p99.9", "p999", "mean")} if isinstance(lat, dict) else lat,
+      "throughput:", r.get("throughput") or r.get("throughput_rps"))' "$out/loadgen.json" 2>/dev/null || true
 if [ "${requests:-0}" -gt 0 ] && [ "$errors" = 0 ] && [ "$timeouts" = 0 ] && [ "$misses" = 0 ]; then
     ok "every request answered, no errors, timeouts or misses"
 else

@@ -48,15 +48,10 @@ impl ArrayInfo {
 }
 
 /// Every channel array and its pending bits.
+#[derive(Default)]
 pub struct Arrays<'a> {
     infos: &'a mut [ArrayInfo],
     bits: &'a mut [u64],
-}
-
-impl Default for Arrays<'_> {
-    fn default() -> Self {
-        Arrays { infos: &mut [], bits: &mut [] }
-    }
 }
 
 impl<'a> Arrays<'a> {

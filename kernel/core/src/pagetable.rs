@@ -133,6 +133,15 @@ pub fn new_root(mem: &mut impl TableMemory) -> Option<u64> {
     mem.alloc_table()
 }
 
+/// Whether a user page may have these permissions: never writable and executable (W^X), never
+/// without access, never write-only.
+fn permitted(attrs: PageAttrs) -> bool {
+    let writable_and_executable = attrs.write && attrs.execute;
+    let no_access = !attrs.read && !attrs.execute;
+    let write_only = attrs.write && !attrs.read;
+    !(writable_and_executable || no_access || write_only)
+}
+
 /// Maps one page or block at `va` to `paddr`.
 pub fn map(mem: &mut impl TableMemory, root: u64, va: u64, paddr: u64, size: PageSize, attrs: PageAttrs) -> Result<(), MapError> {
     let bytes = size.bytes();
@@ -142,10 +151,7 @@ pub fn map(mem: &mut impl TableMemory, root: u64, va: u64, paddr: u64, size: Pag
     if va.checked_add(bytes).is_none_or(|end| end > USER_TOP) {
         return Err(MapError::OutOfRange);
     }
-    let writable_and_executable = attrs.write && attrs.execute;
-    let no_access = !attrs.read && !attrs.execute;
-    let write_only = attrs.write && !attrs.read;
-    if writable_and_executable || no_access || write_only {
+    if !permitted(attrs) {
         return Err(MapError::BadPermissions);
     }
     let leaf_level = match size {
@@ -208,7 +214,7 @@ impl Mapper {
         if va % PAGE_SIZE != 0 || paddr % PAGE_SIZE != 0 {
             return Err(MapError::Misaligned);
         }
-        if (attrs.write && attrs.execute) || (!attrs.read && !attrs.execute) || (attrs.write && !attrs.read) {
+        if !permitted(attrs) {
             return Err(MapError::BadPermissions);
         }
         let entry = &mut mem.table(self.l3)[index(va, 3)];
