@@ -7,7 +7,7 @@
 # Passes when every port was served (N instances live at once, from the manager's statistics
 # line) and the load generator saw no error, timeout or miss.
 #
-#   tests/instances/run.sh            N=300 MEM=1G DURATION=5 BASE=21211 [LOADGEN_ARGS=...]
+#   tests/instances/run.sh            N=300 MEM=1G QUOTA=0x3a000000 DURATION=5 BASE=21211 [LOADGEN_ARGS=...]
 #
 # Prints `instances-scale: P passed, F failed`; exits non-zero on failure.
 set -uo pipefail
@@ -30,7 +30,7 @@ cargo build -q --release -p edgeos-loadgen -p edgeos-manager-core || { bad "host
 last=$((11211 + n - 1))
 sed -e "s/ports 11211-11218/ports 11211-$last/" system.services.conf >"$out/system.services.conf"
 cp system.routes.conf "$out/"
-sed -e "s/max_instances=\"8\" memory=\"0x10000000\"/max_instances=\"$n\" memory=\"0x30000000\"/" system.xml >"$out/system.xml"
+sed -e "s/max_instances=\"8\" memory=\"0x10000000\"/max_instances=\"$n\" memory=\"${QUOTA:-0x3a000000}\"/" system.xml >"$out/system.xml"
 if ! grep -q "max_instances=\"$n\"" "$out/system.xml"; then
     bad "system.xml no longer has the fork grant this test widens (max_instances=\"8\" memory=\"0x10000000\")"
     finish

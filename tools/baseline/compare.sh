@@ -115,6 +115,28 @@ else
     done
 fi
 
+# --- memcached on EdgeOS --------------------------------------------------------------------
+# The same load against N featherweight memcached instances (tests/instances/run.sh: the default
+# system with its service widened to N ports, one instance each), same guest RAM as Linux's run;
+# each result is merged into build/edgeos-results.json ("memcached": {"N": ...}) for the table.
+# BL_NO_EDGEOS=1 skips it (Linux side only).
+if [ -z "$mc_skip" ] && [ $smoke = 0 ] && [ -z "${LOADGEN_CMD:-}" ] && [ "${BL_NO_EDGEOS:-0}" != 1 ]; then
+    tools/build-bare.sh >/dev/null
+    for n in $instances; do
+        # EdgeOS's board file uses 1 GiB whatever QEMU is given: every N runs in 1 GiB.
+        log "memcached on EdgeOS: $n instances (guest RAM 1G), load: $loadgen_args (log: $out/edgeos-memcached-$n.log)"
+        if N=$n MEM=1G SKIP_BUILD=1 LOADGEN_ARGS="$loadgen_args" tests/instances/run.sh >"$out/edgeos-memcached-$n.log" 2>&1; then
+            :
+        else
+            log "memcached on EdgeOS, $n instances: the run reported failures (see $out/edgeos-memcached-$n.log)"
+            mc_rc=1
+        fi
+        [ -f build/instances-scale/loadgen.json ] && cp build/instances-scale/loadgen.json "$out/edgeos-loadgen-$n.json" &&
+            python3 tools/baseline/report.py --merge-edgeos-memcached "$out/edgeos-loadgen-$n.json" --instances "$n" \
+                --edgeos build/edgeos-results.json
+    done
+fi
+
 # --- the table ------------------------------------------------------------------------------
 rep_rc=0
 python3 tools/baseline/report.py --process-start "$out/process-start.json" \

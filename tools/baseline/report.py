@@ -3,6 +3,8 @@
 
     report.py --process-start PS.json [--memcached MC-N.json ...] [--edgeos build/edgeos-results.json]
               --out build/baseline/results.md [--svg build/baseline/memcached-latency.svg]
+    report.py --merge-edgeos-memcached LOADGEN.json --instances N [--edgeos build/edgeos-results.json]
+              (records a loadgen report of N EdgeOS memcached instances under "memcached")
 
 PS.json and MC-N.json are run-guest.py's outputs. The EdgeOS figures come from a JSON file the
 EdgeOS benchmarks write; every figure missing there shows as "pending". Its shape:
@@ -129,7 +131,37 @@ def svg_plot(series, path, title):
     return True
 
 
+def merge_edgeos_memcached(loadgen_json, n, edgeos_path):
+    """Records the last point of a loadgen JSON report as EdgeOS's memcached figure for N."""
+    with open(loadgen_json) as f:
+        r = json.load(f)
+    point = r["points"][-1] if r.get("points") else r.get("result", r)
+    lat = point.get("latency_us", {})
+    edgeos = {}
+    if os.path.exists(edgeos_path):
+        with open(edgeos_path) as f:
+            edgeos = json.load(f)
+    edgeos.setdefault("memcached", {})[str(n)] = {
+        "p50_us": lat.get("p50"),
+        "p99_us": lat.get("p99"),
+        "throughput_rps": point.get("throughput_rps"),
+        "errors": point.get("errors"),
+        "timeouts": point.get("timeouts"),
+        "source": f"tests/instances/run.sh N={n} ({datetime.date.today()})",
+    }
+    with open(edgeos_path, "w") as f:
+        json.dump(edgeos, f, indent=1, sort_keys=True)
+
+
 def main():
+    if "--merge-edgeos-memcached" in sys.argv:
+        mp = argparse.ArgumentParser()
+        mp.add_argument("--merge-edgeos-memcached", required=True)
+        mp.add_argument("--instances", type=int, required=True)
+        mp.add_argument("--edgeos", default="build/edgeos-results.json")
+        m = mp.parse_args()
+        merge_edgeos_memcached(m.merge_edgeos_memcached, m.instances, m.edgeos)
+        return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--process-start", required=True)
     ap.add_argument("--memcached", nargs="*", default=[])
