@@ -34,19 +34,22 @@ if [ "$el2" = 1 ]; then
     machine="${machine},virtualization=on"
 fi
 
-# True if 127.0.0.1:$1 is free for both TCP and UDP.
-port_free() {
+# The host ports among "$@" that are taken on 127.0.0.1 for TCP or UDP (one Python run for all:
+# forwarding a thousand ports must not start a thousand interpreters).
+busy_ports() {
     python3 -c '
 import socket, sys
-for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-    s = socket.socket(socket.AF_INET, kind)
-    try:
-        s.bind(("127.0.0.1", int(sys.argv[1])))
-    except OSError:
-        sys.exit(1)
-    finally:
-        s.close()
-' "$1"
+for port in sys.argv[1:]:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", int(port)))
+        except OSError:
+            print(port)
+            break
+        finally:
+            s.close()
+' "$@"
 }
 
 net=()
@@ -54,10 +57,12 @@ case "${NET:-user}" in
     none) net=(-nic none) ;;
     user)
         forwards=""
-        for pair in ${NET_FORWARD-5555:5555 11211:11211}; do
+        pairs=(${NET_FORWARD-5555:5555 11211:11211})
+        busy=" $(busy_ports "${pairs[@]%%:*}" | tr '\n' ' ') "
+        for pair in "${pairs[@]}"; do
             host=${pair%%:*}
             guest=${pair##*:}
-            if ! port_free "$host"; then
+            if [[ "$busy" == *" $host "* ]]; then
                 echo "qemu/run.sh: host port $host is in use; not forwarding it to guest port $guest" >&2
                 continue
             fi

@@ -49,7 +49,7 @@ NET_FORWARD="$forward" MEM=${MEM:-1G} timeout "${TIMEOUT:-600}" qemu/run.sh "$ou
     -monitor "unix:$mon,server,nowait" </dev/null >"$log" 2>&1 &
 qemu_pid=$!
 trap 'kill "$qemu_pid" 2>/dev/null; wait "$qemu_pid" 2>/dev/null' EXIT
-for _ in $(seq 1 600); do
+for _ in $(seq 1 1800); do
     grep -q "net-virt: node" "$log" && grep -q "manager: [0-9]* services" "$log" && break
     kill -0 "$qemu_pid" 2>/dev/null || break
     sleep 0.1
@@ -90,9 +90,9 @@ echo "     $requests requests measured; errors $errors, timeouts $timeouts, miss
 python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
-lat = r.get("latency_us") or r.get("latency") or {}
-print("     latency:", {k: v for k, v in lat.items() if k in ("p50", "p90", "p99", "p99.9", "p999", "mean")} if isinstance(lat, dict) else lat,
-      "throughput:", r.get("throughput") or r.get("throughput_rps"))' "$out/loadgen.json" 2>/dev/null || true
+p = r["points"][-1]
+lat = p["latency_us"]
+print("     latency p50 %.0f us, p99 %.0f us, p99.9 %.0f us; throughput %.0f replies/s" % (lat["p50"], lat["p99"], lat["p99_9"], p["throughput_rps"]))' "$out/loadgen.json" 2>/dev/null || true
 if [ "${requests:-0}" -gt 0 ] && [ "$errors" = 0 ] && [ "$timeouts" = 0 ] && [ "$misses" = 0 ]; then
     ok "every request answered, no errors, timeouts or misses"
 else
