@@ -136,10 +136,18 @@ pub struct Prepared {
     priority: u8,
     /// The address ranges an instance may map (empty: too many, walk every table).
     ranges: &'static [(u64, u64)],
+    /// Its writable segments and stack, page-rounded: where an instance has private pages or
+    /// gets them on demand.
+    writable: &'static [(u64, u64)],
 }
 
 impl Prepared {
-    pub const NONE: Prepared = Prepared { pages: &[], priority: 0, ranges: &[] };
+    pub const NONE: Prepared = Prepared { pages: &[], priority: 0, ranges: &[], writable: &[] };
+
+    /// True if `va` is in one of the template's writable segments or its stack.
+    fn in_writable_range(&self, va: u64) -> bool {
+        self.writable.iter().any(|&(start, end)| va >= start && va < end)
+    }
 }
 
 /// One page of an instance's address space as fork builds it (see [`prepare`]).
@@ -215,31 +223,17 @@ fn build(info: &bootinfo::BootInfo<'static>, mem: &mut Memory, index: usize, pla
     Ok((root, ipc))
 }
 
-/// Calls `f(mem, va)` for every page of template `index`'s writable segments and stack (the
-/// pages instances copy, or get on demand), except its IPC buffer (which must stay mapped).
-fn writable_pages(info: &bootinfo::BootInfo<'static>, index: usize, mut f: impl FnMut(u64)) {
+/// Calls `f(start, end)` for each of template `index`'s writable segments (page-rounded) and its
+/// stack: the pages instances copy, or get on demand.
+fn writable_ranges(info: &bootinfo::BootInfo<'static>, index: usize, mut f: impl FnMut(u64, u64)) {
     let d = info.template(index);
     for sg in info.template_segments(&d) {
         let seg = info.segment(sg);
         if seg.perms.write {
-            for p in 0..seg.mem_size.div_ceil(PAGE_SIZE) {
-                f(seg.vaddr + p * PAGE_SIZE);
-            }
+            f(seg.vaddr, seg.vaddr.saturating_add(seg.mem_size.div_ceil(PAGE_SIZE) * PAGE_SIZE));
         }
     }
-    let stack_base = d.stack_top - d.stack_size;
-    for p in 0..d.stack_size / PAGE_SIZE {
-        f(stack_base + p * PAGE_SIZE);
-    }
-}
-
-/// True if `va` is in one of template `index`'s writable segments or its stack.
-fn in_writable_range(info: &bootinfo::BootInfo<'static>, index: usize, va: u64) -> bool {
-    let d = info.template(index);
-    let in_segment = info.template_segments(&d).map(|sg| info.segment(sg)).any(|seg| {
-        seg.perms.write && va >= seg.vaddr && va < seg.vaddr.saturating_add(seg.mem_size.div_ceil(PAGE_SIZE) * PAGE_SIZE)
-    });
-    in_segment || (va >= d.stack_top - d.stack_size && va < d.stack_top)
+    f(d.stack_top - d.stack_size, d.stack_top);
 }
 
 /// Prepares template `index` for forking, once (at its first fork: it is frozen at its
@@ -256,22 +250,34 @@ fn prepare(s: &mut State, t: usize, index: usize) -> Result<Prepared, Error> {
     let (troot, asid, sp) = (p.root, p.asid.id, p.ctx.sp);
     let d = s.info.template(index);
     let ipc = d.ipc_buffer & !(PAGE_SIZE - 1);
+    let mut count = 0;
+    writable_ranges(&s.info, index, |_, _| count += 1);
+    let writable = s.mem.alloc_table(count, (0u64, 0u64)).ok_or(Error::OutOfMemory)?;
+    let mut k = 0;
+    writable_ranges(&s.info, index, |start, end| {
+        writable[k] = (start, end);
+        k += 1;
+    });
+    let writable: &'static [(u64, u64)] = writable;
+    // Compaction: every writable page but the IPC buffer (which must stay mapped).
     let mem = &mut s.mem;
-    writable_pages(&s.info, index, |va| {
-        if va == ipc {
-            return;
-        }
-        let Some(leaf) = pagetable::lookup(mem, troot, va) else { return };
-        if !leaf.attrs.write || leaf.size != PageSize::Small {
-            return;
-        }
-        let dead_stack = va >= d.stack_top - d.stack_size && va + PAGE_SIZE <= sp;
-        if dead_stack || span(leaf.paddr).is_none() {
-            if let Some(frame) = pagetable::unmap(mem, troot, va) {
-                let _ = mem.frames.free(frame);
+    for &(start, end) in writable {
+        for va in (start..end).step_by(PAGE_SIZE as usize) {
+            if va == ipc {
+                continue;
+            }
+            let Some(leaf) = pagetable::lookup(mem, troot, va) else { continue };
+            if !leaf.attrs.write || leaf.size != PageSize::Small {
+                continue;
+            }
+            let dead_stack = va >= d.stack_top - d.stack_size && va + PAGE_SIZE <= sp;
+            if dead_stack || span(leaf.paddr).is_none() {
+                if let Some(frame) = pagetable::unmap(mem, troot, va) {
+                    let _ = mem.frames.free(frame);
+                }
             }
         }
-    });
+    }
     arch::mmu::flush_asid(asid);
 
     // The plan: every page still mapped in the template's segments, stack and instance regions.
@@ -299,7 +305,7 @@ fn prepare(s: &mut State, t: usize, index: usize) -> Result<Prepared, Error> {
         }
         None => &[],
     };
-    let prepared = Prepared { pages, priority: d.priority, ranges };
+    let prepared = Prepared { pages, priority: d.priority, ranges, writable };
     s.plans[index] = prepared;
     s.instances.set_compacted(t);
     Ok(prepared)
@@ -359,7 +365,7 @@ pub fn demand_fault(s: &mut State, pd: PdId, esr: u64, address: u64) -> bool {
     let Some(t) = p.parent.and_then(|holder| s.instances.find(holder, p.instance_handle as u64)) else { return false };
     let index = s.instances.template(t).template_pd as usize - s.info.pd_count();
     let va = address & !(PAGE_SIZE - 1);
-    if !in_writable_range(&s.info, index, va) || pagetable::lookup(&mut s.mem, root, va).is_some() {
+    if !s.plans[index].in_writable_range(va) || pagetable::lookup(&mut s.mem, root, va).is_some() {
         return false;
     }
     if s.instances.charge_more(t, id, PAGE_SIZE).is_err() {
@@ -503,21 +509,7 @@ fn recycle(s: &mut State, holder: PdId, handle: u64, id: u64) -> Result<(), Erro
     let troot = s.kernel.pd(tpl.template_pd).root;
     // Pages it got on demand (mapped in its writable ranges, absent from the template's).
     let mut freed = 0u64;
-    let d = s.info.template(index);
-    let mut writable = [(0u64, 0u64); MAX_RANGES];
-    let mut n = 0;
-    for sg in s.info.template_segments(&d) {
-        let seg = s.info.segment(sg);
-        if seg.perms.write && n < MAX_RANGES {
-            writable[n] = (seg.vaddr, seg.vaddr.saturating_add(seg.mem_size));
-            n += 1;
-        }
-    }
-    if n < MAX_RANGES {
-        writable[n] = (d.stack_top - d.stack_size, d.stack_top);
-        n += 1;
-    }
-    for &(start, end) in &writable[..n] {
+    for &(start, end) in prepared.writable {
         pagetable::unmap_range_if(&mut s.mem, root, start, end, &mut |mem: &mut Memory, va, leaf: pagetable::Leaf| {
             if pagetable::lookup(mem, troot, va).is_some() {
                 return false;
