@@ -28,7 +28,7 @@ use core::ptr::NonNull;
 use edgeos_microkit::{
     debug_println, memory_region_symbol, protection_domain, var, Channel, ChannelSet, DeferredAction, Handler,
 };
-use edgeos_rings::net::{BUFFER_SIZE, NIC_BUFFERS, NIC_FRAME_OFFSET, NIC_LAYOUT, NIC_QUEUE_BYTES};
+use edgeos_rings::net::{BUFFER_SIZE, NIC_BUFFERS, NIC_FRAME_OFFSET, NIC_LAYOUT};
 use edgeos_rings::{raw, Consumer, Corrupt, Descriptor, Producer};
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
@@ -127,18 +127,6 @@ fn find_device(mmio: NonNull<u8>) -> Option<(usize, MmioTransport<'static>)> {
     None
 }
 
-/// Opens one queue region (`vaddr`, `size`) of the NIC link.
-fn queue(name: &str, vaddr: NonNull<u8>, size: usize) -> edgeos_rings::QueueView<'static> {
-    if size < NIC_QUEUE_BYTES {
-        panic!("queue region {name} is {size:#x} bytes; the NIC link needs {NIC_QUEUE_BYTES:#x}");
-    }
-    // SAFETY: the description maps the region for the PD's lifetime and only queue views touch it.
-    match unsafe { raw::queue_view(vaddr, size, NIC_BUFFERS) } {
-        Ok(v) => v,
-        Err(e) => panic!("queue region {name}: {e}"),
-    }
-}
-
 #[protection_domain]
 fn init() -> Driver {
     let irq = Channel::new(*var!(virtio_net_irq_channel: usize = 0));
@@ -164,6 +152,11 @@ fn init() -> Driver {
     hal::RX_BUFFERS.set(rx_base, *var!(rx_buffers_paddr: usize = 0), rx_size);
     hal::TX_BUFFERS.set(tx_base, *var!(tx_buffers_paddr: usize = 0), tx_size);
 
+    let queue = |name, vaddr, size| {
+        // SAFETY: the description maps the NIC link's queue regions for the PD's lifetime and
+        // only queue views touch them.
+        unsafe { raw::nic_queue(name, vaddr, size) }
+    };
     let rx_free = queue("rx_free", memory_region_symbol!(rx_free_vaddr: *mut u8), *var!(rx_free_size: usize = 0));
     let rx_active = queue("rx_active", memory_region_symbol!(rx_active_vaddr: *mut u8), *var!(rx_active_size: usize = 0));
     let tx_active = queue("tx_active", memory_region_symbol!(tx_active_vaddr: *mut u8), *var!(tx_active_size: usize = 0));

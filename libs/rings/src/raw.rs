@@ -143,6 +143,24 @@ impl SharedRegion {
     }
 }
 
+/// The view of one queue region of the NIC link (driver <-> virtualiser), `name` for messages;
+/// panics with a message naming the region if it is too small or its header is malformed (a PD
+/// start-up check: the description is wrong).
+///
+/// # Safety
+/// As [`queue_view`]: `vaddr` must point to `size` bytes mapped for the rest of the
+/// program and touched only through queue views.
+pub unsafe fn nic_queue(name: &str, vaddr: NonNull<u8>, size: usize) -> QueueView<'static> {
+    if size < crate::net::NIC_QUEUE_BYTES {
+        panic!("queue region {name} is {size:#x} bytes; the NIC link needs {:#x}", crate::net::NIC_QUEUE_BYTES);
+    }
+    // SAFETY: forwarded to the caller.
+    match unsafe { queue_view(vaddr, size, crate::net::NIC_BUFFERS) } {
+        Ok(v) => v,
+        Err(e) => panic!("queue region {name}: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

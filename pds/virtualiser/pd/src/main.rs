@@ -49,7 +49,7 @@ use edgeos_netvirt_core::instances::{self, InstanceMap, InstancePolicy, Life, Se
 use edgeos_netvirt_core::{arp, policy};
 use edgeos_rings::net::{
     tenant_layout, LinkControl, LinkInfo, TenantQueue, LINK_INFO_BYTES, LINK_INFO_OFFSET, NIC_BUFFERS, NIC_FRAME_OFFSET,
-    NIC_LAYOUT, NIC_QUEUE_BYTES, TENANT_BUFFERS, TENANT_LINK_BYTES,
+    NIC_LAYOUT, TENANT_BUFFERS, TENANT_LINK_BYTES,
 };
 use edgeos_rings::raw::{self, SharedRegion};
 use edgeos_rings::{BufferLayout, Consumer, Corrupt, Descriptor, EnqueueError, Producer};
@@ -235,17 +235,6 @@ fn counter() -> u64 {
     ticks
 }
 
-fn nic_queue(name: &str, vaddr: NonNull<u8>, size: usize) -> edgeos_rings::QueueView<'static> {
-    if size < NIC_QUEUE_BYTES {
-        panic!("queue region {name} is {size:#x} bytes; the NIC link needs {NIC_QUEUE_BYTES:#x}");
-    }
-    // SAFETY: the description maps the region for the PD's lifetime; only queue views touch it.
-    match unsafe { raw::queue_view(vaddr, size, NIC_BUFFERS) } {
-        Ok(v) => v,
-        Err(e) => panic!("queue region {name}: {e}"),
-    }
-}
-
 fn data_region(name: &str, vaddr: NonNull<u8>, size: usize, needed: u64) -> SharedRegion {
     if (size as u64) < needed {
         panic!("data region {name} is {size:#x} bytes; it needs {needed:#x}");
@@ -258,8 +247,12 @@ fn queue_or_panic<T>(what: &str, r: Result<T, Corrupt>) -> T {
     r.unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
-/// What the description says about one static tenant.
-struct TenantConfig {
+/// What the description says about one tenant link: a channel id and the addresses and sizes of
+/// its link, receive and transmit regions. For a static tenant (`tenant<N>_*` variables) the
+/// sizes are the regions'; for a template-backed service (`inst<F>_*`: instance windows and
+/// the channel array's id) they are the windows' strides, which must be the default (the
+/// region's size): the stride is the only size the description can tell us.
+struct LinkConfig {
     channel: usize,
     link: usize,
     link_size: usize,
@@ -269,9 +262,9 @@ struct TenantConfig {
     tx_size: usize,
 }
 
-macro_rules! tenant_config {
+macro_rules! link_config {
     ($ch:ident, $link:ident, $link_size:ident, $rx:ident, $rx_size:ident, $tx:ident, $tx_size:ident) => {
-        TenantConfig {
+        LinkConfig {
             channel: *var!($ch: usize = usize::MAX),
             link: *var!($link: usize = 0),
             link_size: *var!($link_size: usize = 0),
@@ -344,7 +337,7 @@ fn layout_of(what: &str, size: usize) -> BufferLayout {
     tenant_layout(size).unwrap_or_else(|| panic!("net-virt: {what} region of {size:#x} bytes is not a whole number of buffers"))
 }
 
-fn open_tenant(id: TenantId, c: &TenantConfig) -> Tenant {
+fn open_tenant(id: TenantId, c: &LinkConfig) -> Tenant {
     let link = NonNull::new(c.link as *mut u8).unwrap_or_else(|| panic!("tenant {id}: its link region is not mapped"));
     if c.link_size < TENANT_LINK_BYTES {
         panic!("tenant {id}: link region is {:#x} bytes; it needs {TENANT_LINK_BYTES:#x}", c.link_size);
@@ -359,43 +352,12 @@ fn open_tenant(id: TenantId, c: &TenantConfig) -> Tenant {
         .unwrap_or_else(|e| panic!("tenant {id}: its link: {e}"))
 }
 
-/// What the description says about the instances of the service with fork grant `F` (the
-/// `inst<F>_*` variables: windows and strides of the template's `net_link`, `net_rx` and
-/// `net_tx` instance regions, and the channel array's id). The windows must use the default
-/// stride (the region's size): the stride is the only size the description can tell us.
-struct InstanceConfig {
-    channel: usize,
-    link: usize,
-    link_stride: usize,
-    rx: usize,
-    rx_stride: usize,
-    tx: usize,
-    tx_stride: usize,
-}
-
-macro_rules! instance_config {
-    ($ch:ident, $link:ident, $link_stride:ident, $rx:ident, $rx_stride:ident, $tx:ident, $tx_stride:ident) => {
-        InstanceConfig {
-            channel: *var!($ch: usize = usize::MAX),
-            link: *var!($link: usize = 0),
-            link_stride: *var!($link_stride: usize = 0),
-            rx: *var!($rx: usize = 0),
-            rx_stride: *var!($rx_stride: usize = 0),
-            tx: *var!($tx: usize = 0),
-            tx_stride: *var!($tx_stride: usize = 0),
-        }
-    };
-}
-
-/// The generic timer's frequency (CNTFRQ_EL0), for idle times in seconds.
-fn counter_frequency() -> u64 {
-    let f: u64;
-    // SAFETY: reading CNTFRQ_EL0 has no side effects and is allowed at EL0.
-    unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) f) };
-    if f == 0 {
-        62_500_000
-    } else {
-        f
+/// The generic timer's frequency, for idle times in seconds (QEMU virt's 62.5 MHz if the
+/// firmware left CNTFRQ_EL0 unset).
+fn ticks_per_second() -> u64 {
+    match edgeos_microkit::counter_frequency() {
+        0 => 62_500_000,
+        f => f,
     }
 }
 
@@ -403,10 +365,10 @@ fn counter_frequency() -> u64 {
 /// services this virtualiser serves.
 fn instance_slots(static_tenants: TenantId, ticks_per_sec: u64) -> (InstanceMap, Vec<Slot>) {
     let configs = [
-        instance_config!(inst0_channel, inst0_link_vaddr, inst0_link_stride, inst0_rx_vaddr, inst0_rx_stride, inst0_tx_vaddr, inst0_tx_stride),
-        instance_config!(inst1_channel, inst1_link_vaddr, inst1_link_stride, inst1_rx_vaddr, inst1_rx_stride, inst1_tx_vaddr, inst1_tx_stride),
-        instance_config!(inst2_channel, inst2_link_vaddr, inst2_link_stride, inst2_rx_vaddr, inst2_rx_stride, inst2_tx_vaddr, inst2_tx_stride),
-        instance_config!(inst3_channel, inst3_link_vaddr, inst3_link_stride, inst3_rx_vaddr, inst3_rx_stride, inst3_tx_vaddr, inst3_tx_stride),
+        link_config!(inst0_channel, inst0_link_vaddr, inst0_link_stride, inst0_rx_vaddr, inst0_rx_stride, inst0_tx_vaddr, inst0_tx_stride),
+        link_config!(inst1_channel, inst1_link_vaddr, inst1_link_stride, inst1_rx_vaddr, inst1_rx_stride, inst1_tx_vaddr, inst1_tx_stride),
+        link_config!(inst2_channel, inst2_link_vaddr, inst2_link_stride, inst2_rx_vaddr, inst2_rx_stride, inst2_tx_vaddr, inst2_tx_stride),
+        link_config!(inst3_channel, inst3_link_vaddr, inst3_link_stride, inst3_rx_vaddr, inst3_rx_stride, inst3_tx_vaddr, inst3_tx_stride),
     ];
     const _: () = assert!(MAX_SLOTS == 4);
     let config_size = *var!(services_config_size: usize = 0);
@@ -444,11 +406,11 @@ fn instance_slots(static_tenants: TenantId, ticks_per_sec: u64) -> (InstanceMap,
             if c.link == 0 || c.rx == 0 || c.tx == 0 {
                 panic!("net-virt: service '{}': inst{}_* windows missing (link, rx and tx)", svc.name, svc.fork);
             }
-            if c.link_stride < TENANT_LINK_BYTES {
-                panic!("net-virt: service '{}': link window stride {:#x} < {TENANT_LINK_BYTES:#x}", svc.name, c.link_stride);
+            if c.link_size < TENANT_LINK_BYTES {
+                panic!("net-virt: service '{}': link window stride {:#x} < {TENANT_LINK_BYTES:#x}", svc.name, c.link_size);
             }
-            let rx_layout = layout_of("instance rx", c.rx_stride);
-            let tx_layout = layout_of("instance tx", c.tx_stride);
+            let rx_layout = layout_of("instance rx", c.rx_size);
+            let tx_layout = layout_of("instance tx", c.tx_size);
             debug_println!(
                 "net-virt: service '{}' (fork {}) from instances on channel array {}: {} ports {}-{}, policy {}, idle {} s, {}+{} buffers",
                 svc.name, svc.fork, c.channel, svc.protocols_text(), svc.port_lo, svc.port_hi, svc.policy.name(), svc.idle_secs,
@@ -459,11 +421,11 @@ fn instance_slots(static_tenants: TenantId, ticks_per_sec: u64) -> (InstanceMap,
                 spec,
                 array: ChannelArray::new(c.channel),
                 link: c.link,
-                link_stride: c.link_stride,
+                link_stride: c.link_size,
                 rx: c.rx,
-                rx_stride: c.rx_stride,
+                rx_stride: c.rx_size,
                 tx: c.tx,
-                tx_stride: c.tx_stride,
+                tx_stride: c.tx_size,
                 rx_layout,
                 tx_layout,
                 instances: Vec::new(),
@@ -499,6 +461,11 @@ fn init() -> Virtualiser {
         *var!(nic_tx_buffers_size: usize = 0),
         NIC_LAYOUT.region_bytes(),
     );
+    let nic_queue = |name, vaddr, size| {
+        // SAFETY: the description maps the NIC link's queue regions for the PD's lifetime and
+        // only queue views touch them.
+        unsafe { raw::nic_queue(name, vaddr, size) }
+    };
     let nic_rx_free = queue_or_panic("NIC queue", Producer::new(
         nic_queue("rx_free", memory_region_symbol!(rx_free_vaddr: *mut u8), *var!(rx_free_size: usize = 0)),
         NIC_BUFFERS,
@@ -517,13 +484,13 @@ fn init() -> Virtualiser {
     ));
 
     let configs = [
-        tenant_config!(tenant0_channel, tenant0_link_vaddr, tenant0_link_size, tenant0_rx_vaddr, tenant0_rx_size, tenant0_tx_vaddr, tenant0_tx_size),
-        tenant_config!(tenant1_channel, tenant1_link_vaddr, tenant1_link_size, tenant1_rx_vaddr, tenant1_rx_size, tenant1_tx_vaddr, tenant1_tx_size),
-        tenant_config!(tenant2_channel, tenant2_link_vaddr, tenant2_link_size, tenant2_rx_vaddr, tenant2_rx_size, tenant2_tx_vaddr, tenant2_tx_size),
-        tenant_config!(tenant3_channel, tenant3_link_vaddr, tenant3_link_size, tenant3_rx_vaddr, tenant3_rx_size, tenant3_tx_vaddr, tenant3_tx_size),
+        link_config!(tenant0_channel, tenant0_link_vaddr, tenant0_link_size, tenant0_rx_vaddr, tenant0_rx_size, tenant0_tx_vaddr, tenant0_tx_size),
+        link_config!(tenant1_channel, tenant1_link_vaddr, tenant1_link_size, tenant1_rx_vaddr, tenant1_rx_size, tenant1_tx_vaddr, tenant1_tx_size),
+        link_config!(tenant2_channel, tenant2_link_vaddr, tenant2_link_size, tenant2_rx_vaddr, tenant2_rx_size, tenant2_tx_vaddr, tenant2_tx_size),
+        link_config!(tenant3_channel, tenant3_link_vaddr, tenant3_link_size, tenant3_rx_vaddr, tenant3_rx_size, tenant3_tx_vaddr, tenant3_tx_size),
     ];
     let present = configs.iter().take_while(|c| c.channel != usize::MAX).count();
-    let ticks_per_sec = counter_frequency();
+    let ticks_per_sec = ticks_per_second();
     let (map, slots) = instance_slots(present as TenantId, ticks_per_sec);
     // Instance tenants are routed by port (policies port, shared) or by connection (client):
     // room for thousands of connections when a service routes by connection.
