@@ -154,6 +154,33 @@ impl<'t> Ctx<'t> {
         ));
     }
 
+    /// Keeps `value` in `slot` for an element `tag` that may appear once in `owner` (as
+    /// "protection domain 'x'"); a second one, at `pos`, is an error that points at the first
+    /// (`first_pos`) and gives `hint`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn set_once<T>(
+        &mut self,
+        slot: &mut Option<T>,
+        value: T,
+        first_pos: impl Fn(&T) -> Pos,
+        pos: Pos,
+        owner: &str,
+        tag: &str,
+        hint: &str,
+    ) {
+        match slot {
+            Some(first) => {
+                let line = first_pos(first).line;
+                self.error(
+                    pos,
+                    format!("{owner} has more than one {tag} (the first is at line {line})"),
+                    Some(hint.into()),
+                );
+            }
+            None => *slot = Some(value),
+        }
+    }
+
     pub fn warning(&mut self, pos: Pos, message: String, hint: Option<String>) {
         self.diags.push(Diagnostic::at(
             Severity::Warning,

@@ -179,18 +179,16 @@ pub(super) fn parse_pd(
         match ctx.tag(child) {
             "program_image" => {
                 let image = parse_program_image(ctx, child);
-                if let Some(first) = &program_image {
-                    ctx.error(
-                        child_pos,
-                        format!(
-                            "protection domain '{shown_name}' has more than one program_image (the first is at line {})",
-                            first.pos.line
-                        ),
-                        Some("a PD runs exactly one program; remove one".into()),
-                    );
-                } else {
-                    program_image = Some(image);
-                }
+                let owner = format!("protection domain '{shown_name}'");
+                ctx.set_once(
+                    &mut program_image,
+                    image,
+                    |f| f.pos,
+                    child_pos,
+                    &owner,
+                    "program_image",
+                    "a PD runs exactly one program; remove one",
+                );
             }
             "map" => maps.push(parse_map(ctx, child, MAP_ATTRS)),
             "irq" => {
@@ -215,18 +213,16 @@ pub(super) fn parse_pd(
             "protection_domain" => parse_pd(ctx, child, Some(index), depth + 1, pds),
             "virtual_machine" => {
                 let vm = parse_vm(ctx, child);
-                if let Some(first) = &virtual_machine {
-                    ctx.error(
-                        child_pos,
-                        format!(
-                            "protection domain '{shown_name}' has more than one virtual_machine (the first is at line {})",
-                            first.pos.line
-                        ),
-                        Some("a PD manages at most one virtual machine".into()),
-                    );
-                } else {
-                    virtual_machine = Some(vm);
-                }
+                let owner = format!("protection domain '{shown_name}'");
+                ctx.set_once(
+                    &mut virtual_machine,
+                    vm,
+                    |f| f.pos,
+                    child_pos,
+                    &owner,
+                    "virtual_machine",
+                    "a PD manages at most one virtual machine",
+                );
             }
             "ioport" => {
                 if ctx.opts.arch == Arch::X86_64 {
@@ -241,18 +237,16 @@ pub(super) fn parse_pd(
             }
             "cspace" => {
                 let parsed = parse_cspace(ctx, child);
-                if let Some(first) = &cspace {
-                    ctx.error(
-                        child_pos,
-                        format!(
-                            "protection domain '{shown_name}' has more than one cspace (the first is at line {})",
-                            first.pos.line
-                        ),
-                        Some("put every cap_* element in one <cspace>".into()),
-                    );
-                } else {
-                    cspace = Some(parsed);
-                }
+                let owner = format!("protection domain '{shown_name}'");
+                ctx.set_once(
+                    &mut cspace,
+                    parsed,
+                    |f| f.pos,
+                    child_pos,
+                    &owner,
+                    "cspace",
+                    "put every cap_* element in one <cspace>",
+                );
             }
             "instance_window" => instance_windows.push(parse_instance_window(ctx, child)),
             "fork" => forks.push(parse_fork(ctx, child)),

@@ -52,18 +52,16 @@ pub(super) fn parse_template(ctx: &mut Ctx, node: Node) -> Template {
         match ctx.tag(child) {
             "program_image" => {
                 let image = parse_program_image(ctx, child);
-                if let Some(first) = &program_image {
-                    ctx.error(
-                        child_pos,
-                        format!(
-                            "template '{shown_name}' has more than one program_image (the first is at line {})",
-                            first.pos.line
-                        ),
-                        Some("every instance runs the one program of its template; remove one".into()),
-                    );
-                } else {
-                    program_image = Some(image);
-                }
+                let owner = format!("template '{shown_name}'");
+                ctx.set_once(
+                    &mut program_image,
+                    image,
+                    |f| f.pos,
+                    child_pos,
+                    &owner,
+                    "program_image",
+                    "every instance runs the one program of its template; remove one",
+                );
             }
             "instance_region" => instance_regions.push(parse_instance_region(ctx, child)),
             "map" => maps.push(TemplateMap {
