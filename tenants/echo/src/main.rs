@@ -14,12 +14,11 @@ extern crate alloc;
 
 use alloc::vec;
 
-use edgeos_microkit::{debug_println, debug_time, pd_name, protection_domain, var, ChannelSet, Handler};
+use edgeos_microkit::{debug_println, debug_time, pd_name, protection_domain, ChannelSet, Handler};
 use edgeos_net_device::{LinkError, LinkInfo, NetLink};
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::Instant;
-use smoltcp::wire::{HardwareAddress, IpCidr, Ipv4Address};
 
 /// TCP connections served at once (one listening socket each).
 const TCP_SOCKETS: usize = 8;
@@ -77,17 +76,8 @@ impl Echo {
     /// Sets up what depends on the link's info: the interface (address, gateway, a seed of
     /// this tenant's own) and the ports.
     fn attach(&mut self, info: LinkInfo) {
-        let gateway = var!(gateway_ip: u32 = 0x0a00_0202).to_be_bytes();
         let (udp_port, tcp_port) = (info.udp_port, info.tcp_port);
-        let mut config = Config::new(HardwareAddress::Ethernet(self.link.mac));
-        config.random_seed = info.random_seed(debug_time().0);
-        let mut iface = Interface::new(config, &mut self.link, now());
-        let ip = self.link.ip;
-        iface.update_ip_addrs(|addrs| {
-            addrs.push(IpCidr::new(ip.into(), 24)).expect("one address fits");
-        });
-        let gw = Ipv4Address::new(gateway[0], gateway[1], gateway[2], gateway[3]);
-        iface.routes_mut().add_default_ipv4_route(gw).expect("one route fits");
+        let iface = self.link.interface(info.random_seed(debug_time().0));
         if udp_port != 0 {
             if let Err(e) = self.sockets.get_mut::<udp::Socket>(self.udp).bind(udp_port) {
                 panic!("echo: bind UDP port {udp_port}: {e}");

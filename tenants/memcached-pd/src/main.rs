@@ -33,10 +33,9 @@ use alloc::vec::Vec;
 use edgeos_microkit::{debug_println, debug_time, pd_name, protection_domain, var, ChannelSet, Handler};
 use edgeos_net_device::{LinkError, LinkInfo, NetLink};
 use memcached::{udp as mc_udp, Action, Config, Connection, Store};
-use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::iface::{Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{HardwareAddress, IpCidr, Ipv4Address};
 
 /// The PD's heap: the store (its memory limit plus the per-item bookkeeping the limit does not
 /// count), the socket buffers and what connections hold (a value being received, replies not
@@ -189,18 +188,9 @@ impl Memcached {
     /// Sets up what depends on the link's info: the interface (address, gateway, a seed of
     /// this tenant's own), the ports and the store.
     fn attach(&mut self, info: LinkInfo) {
-        let gateway = var!(gateway_ip: u32 = 0x0a00_0202).to_be_bytes();
         let (udp_port, tcp_port) = (info.udp_port, info.tcp_port);
         let seed = info.random_seed(debug_time().0);
-        let mut config = IfaceConfig::new(HardwareAddress::Ethernet(self.link.mac));
-        config.random_seed = seed;
-        let mut iface = Interface::new(config, &mut self.link, now());
-        let ip = self.link.ip;
-        iface.update_ip_addrs(|addrs| {
-            addrs.push(IpCidr::new(ip.into(), 24)).expect("one address fits");
-        });
-        let gw = Ipv4Address::new(gateway[0], gateway[1], gateway[2], gateway[3]);
-        iface.routes_mut().add_default_ipv4_route(gw).expect("one route fits");
+        let iface = self.link.interface(seed);
         if udp_port != 0 {
             if let Err(e) = self.sockets.get_mut::<udp::Socket>(self.udp).bind(udp_port) {
                 panic!("memcached: bind UDP port {udp_port}: {e}");

@@ -36,9 +36,10 @@ use edgeos_rings::net::{
 };
 use edgeos_rings::raw::{self, SharedRegion};
 use edgeos_rings::{BufferLayout, Consumer, Corrupt, Descriptor, EnqueueError, Producer};
+use smoltcp::iface::{Config, Interface};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, Ipv4Address};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
 
 pub use edgeos_rings::net::LinkInfo;
 
@@ -228,6 +229,24 @@ impl NetLink {
                 return Ok(());
             }
         }
+    }
+
+    /// A smoltcp interface on this link: the node's MAC and address (/24), the default route
+    /// through the `gateway_ip` variable (QEMU user networking's 10.0.2.2 by default), and
+    /// `seed` for smoltcp's randomness (give each tenant its own: `LinkInfo::random_seed`).
+    pub fn interface(&mut self, seed: u64) -> Interface {
+        let gateway = var!(gateway_ip: u32 = 0x0a00_0202).to_be_bytes();
+        let mut config = Config::new(HardwareAddress::Ethernet(self.mac));
+        config.random_seed = seed;
+        let now = self.now();
+        let mut iface = Interface::new(config, self, now);
+        let ip = self.ip;
+        iface.update_ip_addrs(|addrs| {
+            addrs.push(IpCidr::new(ip.into(), 24)).expect("one address fits");
+        });
+        let gw = Ipv4Address::new(gateway[0], gateway[1], gateway[2], gateway[3]);
+        iface.routes_mut().add_default_ipv4_route(gw).expect("one route fits");
+        iface
     }
 
     /// The current time, from the system counter.
