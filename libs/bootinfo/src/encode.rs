@@ -6,7 +6,7 @@ use crate::layout::{align_up, PAGE_SIZE};
 use crate::records::{Record, Writer};
 use crate::{
     Channel, ChannelArray, ForkGrant, InstanceRegion, InstanceWindow, Irq, Map, ProtectionDomain, Region, Segment, StrRef,
-    Template, TemplateMap, EXT_HEADER_SIZE, EXT_MAGIC, EXT_OFFSET_FIELD, EXT_VERSION, HEADER_SIZE, MAGIC, VERSION,
+    Template, TemplateMap, EXT_HEADER_SIZE, EXT_MAGIC, EXT_OFFSET_FIELD, EXT_VERSION, FLAGS_FIELD, HEADER_SIZE, MAGIC, VERSION,
 };
 
 /// Collects records, then writes a blob with [`Builder::finish`].
@@ -32,6 +32,8 @@ pub struct Builder {
     pub channel_arrays: Vec<ChannelArray>,
     pub instance_windows: Vec<InstanceWindow>,
     pub fork_grants: Vec<ForkGrant>,
+    /// The header's flags word (`FLAG_*`).
+    pub flags: u32,
     strings: Vec<u8>,
     data: Vec<u8>,
 }
@@ -135,9 +137,9 @@ impl Builder {
         for (offset, count) in tables {
             w.u32(offset as u32).u32(count as u32);
         }
-        // The header's last two words: the extension block's offset (0: none) and a reserved 0.
-        const _: () = assert!(32 + 8 * 7 == EXT_OFFSET_FIELD);
-        w.u32(ext.map_or(0, |(at, _)| at as u32)).u32(0);
+        // The header's last two words: the extension block's offset (0: none) and the flags.
+        const _: () = assert!(32 + 8 * 7 == EXT_OFFSET_FIELD && EXT_OFFSET_FIELD + 4 == FLAGS_FIELD);
+        w.u32(ext.map_or(0, |(at, _)| at as u32)).u32(self.flags);
         fn put<R: Record>(blob: &mut [u8], at: usize, records: &[R]) {
             for (i, r) in records.iter().enumerate() {
                 r.encode(&mut blob[at + i * R::SIZE..at + (i + 1) * R::SIZE]);

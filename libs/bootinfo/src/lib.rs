@@ -18,7 +18,7 @@
 //!  0  magic "EDGEBOOT"          8  u32 VERSION            12 u32 HEADER_SIZE
 //! 16  u64 total_size           24  u64 reserved_end_paddr
 //! 32  7 x (u32 offset, u32 count): PDs, segments, regions, maps, IRQs, channels, strings (bytes)
-//! 88  u32 extension offset (0: none)                     92 u32 reserved (0)
+//! 88  u32 extension offset (0: none)                     92 u32 flags (FLAG_*)
 //! ```
 //!
 //! ## The extension block (featherweight processes)
@@ -73,6 +73,15 @@ pub const EXT_HEADER_SIZE: usize = 64;
 pub const EXT_OFFSET_FIELD: usize = 88;
 /// Most live instances a fork grant may allow.
 pub const MAX_INSTANCES: u32 = 1 << 16;
+/// Byte offset, in the header, of the system flags word.
+pub const FLAGS_FIELD: usize = 92;
+/// System flag: the image is a test image. Root PDs may end the run with an exit status
+/// (`DEBUG_SHUTDOWN`), and the kernel leaves QEMU through semihosting so the status becomes
+/// QEMU's exit code (the runner must start QEMU with semihosting enabled). Without it
+/// `DEBUG_SHUTDOWN` is refused: no PD of a production image can power the node off.
+pub const FLAG_DEBUG_EXIT: u32 = 1;
+/// Every flag this format defines; a blob with any other bit set is refused.
+pub const KNOWN_FLAGS: u32 = FLAG_DEBUG_EXIT;
 /// A PD index meaning "none" (e.g. the parent of a root PD).
 pub const NO_PD: u32 = u32::MAX;
 
@@ -91,6 +100,8 @@ pub enum Error {
     BadRecord(Table, u32),
     /// The extension block was written for another extension version.
     BadExtensionVersion(u32),
+    /// The header's flags word has a bit this format does not define.
+    BadFlags(u32),
 }
 
 /// The tables of a blob, for error reports.
@@ -122,6 +133,7 @@ impl core::fmt::Display for Error {
             Error::BadTable(t) => write!(f, "boot blob table {t:?} is out of bounds"),
             Error::BadRecord(t, i) => write!(f, "boot blob record {i} of table {t:?} is invalid"),
             Error::BadExtensionVersion(v) => write!(f, "boot blob extension version {v}, expected {EXT_VERSION}"),
+            Error::BadFlags(v) => write!(f, "boot blob flags {v:#x} has undefined bits"),
         }
     }
 }
@@ -141,6 +153,7 @@ pub(crate) struct Header {
     pub reserved_end_paddr: u64,
     pub tables: [TableRef; 7],
     pub ext_tables: [TableRef; 6],
+    pub flags: u32,
 }
 
 /// A validated boot blob.
@@ -215,7 +228,11 @@ impl<'a> BootInfo<'a> {
             reserved_end_paddr: read_u64(blob, 24),
             tables: [TableRef::default(); 7],
             ext_tables: [TableRef::default(); 6],
+            flags: read_u32(blob, FLAGS_FIELD),
         };
+        if header.flags & !KNOWN_FLAGS != 0 {
+            return Err(Error::BadFlags(header.flags));
+        }
         for (i, (table, size)) in TABLES.iter().enumerate() {
             header.tables[i] = table_ref(blob, 32 + 8 * i, *table, *size)?;
         }
@@ -439,6 +456,11 @@ impl<'a> BootInfo<'a> {
     /// here to the end of RAM is free for the kernel.
     pub fn reserved_end_paddr(&self) -> u64 {
         self.header.reserved_end_paddr
+    }
+
+    /// The system flags (`FLAG_*`).
+    pub fn flags(&self) -> u32 {
+        self.header.flags
     }
 
     fn table(&self, table: Table) -> TableRef {

@@ -342,3 +342,14 @@ fn touch_everything(info: &BootInfo) {
         let _ = (info.pd(w.pd as usize), info.template(w.template as usize), info.instance_region(w.instance_region as usize));
     }
 }
+
+#[test]
+fn flags_round_trip_and_undefined_bits_are_refused() {
+    let mut b = sample();
+    assert_eq!(BootInfo::parse(&b.finish(0)).unwrap().flags(), 0);
+    b.flags = FLAG_DEBUG_EXIT;
+    let mut blob = b.finish(0);
+    assert_eq!(BootInfo::parse(&blob).unwrap().flags(), FLAG_DEBUG_EXIT);
+    blob[FLAGS_FIELD] |= 0x80;
+    assert_eq!(BootInfo::parse(&blob).unwrap_err(), Error::BadFlags(0x81));
+}
