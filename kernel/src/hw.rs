@@ -104,7 +104,7 @@ impl Platform for Hardware {
         println!("  sp  {:#018x}  pc  {:#018x}  spsr {:#x}", ctx.sp, ctx.pc, ctx.spsr);
     }
 
-    fn shutdown(&mut self) {
-        arch::psci::system_off();
+    fn shutdown(&mut self, status: u32) {
+        arch::power::off(status);
     }
 }

@@ -72,7 +72,7 @@ fn pd_name(pd: PdId) -> &'static str {
 extern "C" fn kmain(_dtb: u64, entered_el2: u64) -> ! {
     arch::init_cpu();
     arch::console::init(BOARD.uart);
-    arch::psci::init(entered_el2 != 0);
+    arch::power::init(entered_el2 != 0);
     let gic = arch::gic::init(BOARD.gic_distributor, BOARD.gic_cpu_interface, BOARD.gic_redistributor);
     let frequency = arch::timer::frequency();
     println!(
@@ -92,9 +92,12 @@ extern "C" fn kmain(_dtb: u64, entered_el2: u64) -> ! {
         Ok(info) => info,
         Err(e) => {
             println!("edgeos: no usable boot description at {blob_paddr:#x} ({e}); nothing to run");
-            arch::psci::system_off();
+            arch::power::off(1);
         }
     };
+    if info.flags() & bootinfo::FLAG_DEBUG_EXIT != 0 {
+        arch::power::use_semihosting_exit();
+    }
     let reserved_end = info.reserved_end_paddr().max(blob_paddr + info.total_size());
     // Regions the description fixes in RAM (DMA areas at a device's address) are excluded from
     // the frame allocator rather than reserved by the tool, so RAM below them stays usable.
@@ -102,30 +105,22 @@ extern "C" fn kmain(_dtb: u64, entered_el2: u64) -> ! {
         (r.flags & bootinfo::REGION_FIXED != 0 && BOARD.in_ram(r.paddr, r.size)).then_some((r.paddr, r.paddr + r.size))
     });
     let Some(mut mem) = memory::Memory::new(reserved_end, ram_end, fixed) else {
-        println!("edgeos: no room for the frame bitmap between {reserved_end:#x} and {ram_end:#x}");
-        println!("EDGEOS-TEST: FAIL (boot)");
-        arch::psci::system_off();
+        cannot_build(format_args!("no room for the frame bitmap between {reserved_end:#x} and {ram_end:#x}"));
     };
     let mut kernel = match loader::load(&info, blob_paddr, &mut mem, frequency) {
         Ok(k) => k,
         Err(e) => {
-            println!("edgeos: cannot build the system: {e}");
-            println!("EDGEOS-TEST: FAIL (boot)");
-            arch::psci::system_off();
+            cannot_build(format_args!("{e}"));
         }
     };
     let instances = match loader::instances(&info, &mut mem) {
         Ok(i) => i,
         Err(e) => {
-            println!("edgeos: cannot build the system: {e}");
-            println!("EDGEOS-TEST: FAIL (boot)");
-            arch::psci::system_off();
+            cannot_build(format_args!("{e}"));
         }
     };
     if let Err(e) = loader::arrays(&info, &mut mem, &instances).and_then(|a| kernel.install_arrays(a).map_err(loader::LoadError::Kernel)) {
-        println!("edgeos: cannot build the system: {e}");
-        println!("EDGEOS-TEST: FAIL (boot)");
-        arch::psci::system_off();
+        cannot_build(format_args!("{e}"));
     }
     let plans: &'static mut [fwp::Prepared] = if info.template_count() == 0 {
         &mut []
@@ -133,9 +128,7 @@ extern "C" fn kmain(_dtb: u64, entered_el2: u64) -> ! {
         match mem.alloc_table(info.template_count(), fwp::Prepared::NONE) {
             Some(t) => t,
             None => {
-                println!("edgeos: cannot build the system: no memory for fork plans");
-                println!("EDGEOS-TEST: FAIL (boot)");
-                arch::psci::system_off();
+                cannot_build(format_args!("no memory for fork plans"));
             }
         }
     };
@@ -337,17 +330,24 @@ extern "C" fn handle_user_other(_ctx: *mut UserContext) -> *mut UserContext {
     next_context(s)
 }
 
+/// The description cannot be built into a running system: say why and end the run (status 1).
+fn cannot_build(why: core::fmt::Arguments) -> ! {
+    println!("edgeos: cannot build the system: {why}");
+    println!("EDGEOS-TEST: FAIL (boot)");
+    arch::power::off(1)
+}
+
 /// An exception taken while in the kernel: always a kernel bug.
 #[unsafe(no_mangle)]
 extern "C" fn handle_kernel_exception(esr: u64, elr: u64, far: u64, sp: u64) -> ! {
     println!("KERNEL FAULT: esr={esr:#x} elr={elr:#x} far={far:#x} sp={sp:#x}");
     println!("EDGEOS-TEST: FAIL (kernel fault)");
-    arch::psci::system_off()
+    arch::power::off(1)
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     println!("KERNEL PANIC: {info}");
     println!("EDGEOS-TEST: FAIL (kernel panic)");
-    arch::psci::system_off()
+    arch::power::off(1)
 }

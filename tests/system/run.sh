@@ -12,12 +12,17 @@
 # build/elf/, then for each tests/system/NAME/system.xml: builds build/NAME.img with the edgeos
 # tool, boots it in QEMU under a timeout and checks the log: it must contain the line
 # "EDGEOS-TEST: PASS", no "EDGEOS-TEST: FAIL", and every line of NAME/expect (if present).
-# QEMU must exit by itself (the test powers the machine off). NAME/qemu-args, if present, holds
+# QEMU must exit by itself with status 0: images are built with `--debug-exit`, so the PD that
+# decides ends the run with a status (pass() 0, fail() 1) that QEMU returns (semihosting).
+# NAME/expect-status, if present, turns the test around: it must fail with that status.
+# NAME/ceilings, if present, bounds the test's figures (tests/system/ceilings.py), so a
+# performance regression in instructions counted under -icount fails the suite. NAME/qemu-args, if present, holds
 # extra QEMU arguments (e.g. `-icount shift=0` for benchmarks).
 #
 # Environment: CPU, GIC, EL2, NET (default none) (passed to qemu/run.sh), TIMEOUT (seconds per test, default 30),
 # SKIP_BUILD=1 (test the programs already in build/elf/),
-# MATRIX=1 runs every test on each of cortex-a53/GICv2/EL1, cortex-a72/GICv3/EL2 and max/GICv3/EL1.
+# MATRIX=1 runs every test on each of cortex-a53/GICv2/EL1, cortex-a72/GICv3/EL2, max/GICv3/EL1,
+# cortex-a53/GICv2/EL2 and max/GICv3/EL2.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -50,7 +55,7 @@ else
 fi
 
 if [ "${MATRIX:-0}" = 1 ]; then
-    configs=("cortex-a53 2 0" "cortex-a72 3 1" "max 3 0")
+    configs=("cortex-a53 2 0" "cortex-a72 3 1" "max 3 0" "cortex-a53 2 1" "max 3 1")
 else
     configs=("${CPU:-cortex-a53} ${GIC:-2} ${EL2:-0}")
 fi
@@ -61,7 +66,9 @@ failures=()
 for name in "${tests[@]}"; do
     dir="tests/system/$name"
     img="$out/$name.img"
-    if ! cargo run -q --bin edgeos -- build "$dir/system.xml" --board qemu-virt-aarch64 \
+    # Test images (--debug-exit): a PD ends the run with a status that becomes QEMU's exit code
+    # (through semihosting, enabled below); pass() exits 0, fail() 1, a kernel failure 1.
+    if ! cargo run -q --bin edgeos -- build "$dir/system.xml" --board qemu-virt-aarch64 --debug-exit \
             --search-path "$out/elf" -o "$img" >"$out/$name.build.log" 2>&1; then
         echo "FAIL $name (image build failed, see $out/$name.build.log)"
         cat "$out/$name.build.log"
@@ -74,9 +81,10 @@ for name in "${tests[@]}"; do
         label="$name [$cpu gicv$gic el$((el2 + 1))]"
         log="$out/$name.$cpu.gic$gic.el$((el2 + 1)).log"
         start=$(date +%s.%N)
-        extra=()
+        extra=(-semihosting-config enable=on,target=native)
         if [ -f "$dir/qemu-args" ]; then
-            read -r -a extra <"$dir/qemu-args"
+            read -r -a more <"$dir/qemu-args"
+            extra+=("${more[@]}")
         fi
         CPU=$cpu GIC=$gic EL2=$el2 timeout "$timeout_s" qemu/run.sh "$img" "${extra[@]}" </dev/null >"$log" 2>&1
         rc=$?
@@ -84,10 +92,16 @@ for name in "${tests[@]}"; do
         why=""
         if [ $rc -eq 124 ]; then
             why="timed out after ${timeout_s}s"
+        elif [ -f "$dir/expect-status" ]; then
+            # A test of the verdict itself: it must fail, with this exit status.
+            want=$(cat "$dir/expect-status")
+            if [ "$rc" != "$want" ] || ! grep -q "EDGEOS-TEST: FAIL" "$log"; then
+                why="expected a FAIL marker and exit status $want, got status $rc"
+            fi
+        elif grep -q "EDGEOS-TEST: FAIL" "$log"; then
+            why="$(grep -m1 "EDGEOS-TEST: FAIL" "$log") (exit status $rc)"
         elif [ $rc -ne 0 ]; then
             why="qemu exited with $rc"
-        elif grep -q "EDGEOS-TEST: FAIL" "$log"; then
-            why=$(grep -m1 "EDGEOS-TEST: FAIL" "$log")
         elif ! grep -q "EDGEOS-TEST: PASS" "$log"; then
             why="no PASS marker"
         elif [ -f "$dir/expect" ]; then
@@ -98,6 +112,10 @@ for name in "${tests[@]}"; do
                     break
                 fi
             done <"$dir/expect"
+        fi
+        # Measurement tests hold their figures under ceilings (instruction counts: exact).
+        if [ -z "$why" ] && [ -f "$dir/ceilings" ] && ! over=$(python3 tests/system/ceilings.py "$dir/ceilings" "$log"); then
+            why="figures over their ceilings: $over"
         fi
         if [ -z "$why" ]; then
             echo "ok   $label (${secs}s)"

@@ -247,8 +247,8 @@ pub trait Platform {
     fn debug_write(&mut self, pd: PdId, vaddr: u64, len: u64) -> Result<(), Error>;
     /// Reports a root PD's fault on the console.
     fn report_fault(&mut self, pd: PdId, ctx: &UserContext, fault: &FaultInfo);
-    /// Powers off (debug builds); may return in tests.
-    fn shutdown(&mut self);
+    /// Ends a test run with `status` (0: passed); may return in host tests.
+    fn shutdown(&mut self, status: u32);
 }
 
 /// What the arch layer does after a system call.
@@ -288,6 +288,8 @@ pub enum BuildError {
     BadIrq(u32),
     /// Two PDs claim the same IRQ.
     IrqTwice(u32),
+    /// A protected-call grant into a PD of lower or equal priority.
+    CallNotUpward { caller: u32, callee: u32 },
 }
 
 impl core::fmt::Display for BuildError {
@@ -298,6 +300,9 @@ impl core::fmt::Display for BuildError {
             BuildError::BadPd(pd) => write!(f, "the description names PD {pd}, which does not exist"),
             BuildError::BadIrq(i) => write!(f, "IRQ {i} cannot be given to a PD"),
             BuildError::IrqTwice(i) => write!(f, "IRQ {i} is claimed twice"),
+            BuildError::CallNotUpward { caller, callee } => {
+                write!(f, "PD {caller} may call PD {callee}, whose priority is not higher")
+            }
         }
     }
 }
@@ -319,6 +324,8 @@ pub struct Kernel<'a> {
     reserved_irq: u32,
     /// Channel arrays (see [`Kernel::install_arrays`]).
     arrays: Arrays<'a>,
+    /// A test image: `DEBUG_SHUTDOWN` ends the run (refused otherwise).
+    debug_exit: bool,
 }
 
 impl<'a> Kernel<'a> {
@@ -389,11 +396,17 @@ impl<'a> Kernel<'a> {
         .map_err(BuildError::Grants)?;
         // Every PD id the kernel will hold is below n from here on (the fast paths index the PD
         // table without bounds checks and rely on it): check the ids the description brought.
-        for pd in pds.iter() {
+        for (i, pd) in pds.iter().enumerate() {
             for g in pd.grants.iter() {
-                if let Grant::Channel { peer, .. } = *g {
+                if let Grant::Channel { peer, pp, .. } = *g {
                     if peer as usize >= n {
                         return Err(BuildError::BadPd(peer));
+                    }
+                    // Microkit's rule, kept by the kernel too (the tool checks it first): a
+                    // protected call runs the callee on the caller's time at the callee's
+                    // priority, so it must go strictly up, or a call chain could form a cycle.
+                    if pp && pds[peer as usize].priority <= pd.priority {
+                        return Err(BuildError::CallNotUpward { caller: i as u32, callee: peer });
                     }
                 }
             }
@@ -418,6 +431,7 @@ impl<'a> Kernel<'a> {
             current_sc: None,
             sc_started: 0,
             armed: None,
+            debug_exit: info.flags() & bootinfo::FLAG_DEBUG_EXIT != 0,
             reserved_irq: kernel_irq,
             arrays: Arrays::default(),
         })
@@ -533,10 +547,13 @@ impl<'a> Kernel<'a> {
                 self.pd_mut(pd).ctx.x[0] = r.map_or(0, |e| e as u64);
                 return Next::Schedule;
             }
-            sys::DEBUG_SHUTDOWN => {
-                plat.shutdown();
+            // Only a test image lets a PD end the run (like seL4's debug-build halt); in any
+            // other image no PD can power the node off.
+            sys::DEBUG_SHUTDOWN if self.debug_exit => {
+                plat.shutdown(a0 as u32);
                 None
             }
+            sys::DEBUG_SHUTDOWN => Some(Error::NotGranted),
             sys::ARRAY_NOTIFY => match self.array_notify(pd, a0, a1) {
                 Ok(woken) => {
                     self.pd_mut(pd).ctx.x[0] = 0;

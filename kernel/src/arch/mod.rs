@@ -7,7 +7,7 @@ pub mod context;
 pub mod cpu;
 pub mod gic;
 pub mod mmu;
-pub mod psci;
+pub mod power;
 pub mod timer;
 
 core::arch::global_asm!(include_str!("boot.S"));

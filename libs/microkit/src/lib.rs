@@ -44,7 +44,7 @@ pub use symbols::{ipc_buffer_ptr, pd_is_passive, pd_name, pd_name_bytes};
 pub use debug::debug_write;
 
 /// EdgeOS extensions beyond the `sel4-microkit` API.
-pub use entry::{debug_shutdown, debug_time};
+pub use entry::{debug_exit, debug_shutdown, debug_time};
 pub use time::{counter, counter_frequency};
 
 // For the macros.

@@ -21,7 +21,7 @@ struct FakePlatform {
     written: Vec<(PdId, Vec<u64>)>,
     faults: Vec<(PdId, FaultKind)>,
     printed: String,
-    shutdown: bool,
+    shutdown: Option<u32>,
     /// Fake IPC buffers, by PD (identified through ipc_buffer = index + 1).
     mrs: Vec<[u64; 8]>,
 }
@@ -60,8 +60,8 @@ impl Platform for FakePlatform {
     fn report_fault(&mut self, pd: PdId, _ctx: &UserContext, fault: &FaultInfo) {
         self.faults.push((pd, fault.kind));
     }
-    fn shutdown(&mut self) {
-        self.shutdown = true;
+    fn shutdown(&mut self, status: u32) {
+        self.shutdown = Some(status);
     }
 }
 
@@ -88,7 +88,22 @@ fn boot(pds: Vec<Spec>, channels: &[ChannelSpec]) -> (Kernel<'static>, FakePlatf
 
 /// As `boot`, with `extra` PD slots past the description's (templates, instances).
 fn boot_with_slots(pds: Vec<Spec>, channels: &[ChannelSpec], extra: usize) -> (Kernel<'static>, FakePlatform) {
+    try_boot_with(pds, channels, extra, 0).unwrap()
+}
+
+fn try_boot(pds: Vec<Spec>, channels: &[ChannelSpec]) -> Result<(Kernel<'static>, FakePlatform), BuildError> {
+    try_boot_with(pds, channels, 0, 0)
+}
+
+/// Builds the blob (with header `flags`) and the kernel from it.
+fn try_boot_with(
+    pds: Vec<Spec>,
+    channels: &[ChannelSpec],
+    extra: usize,
+    flags: u32,
+) -> Result<(Kernel<'static>, FakePlatform), BuildError> {
     let mut b = Builder::new();
+    b.flags = flags;
     for (i, s) in pds.iter().enumerate() {
         let name = b.add_string(&std::format!("pd{i}"));
         let first = b.irqs.len() as u32;
@@ -130,12 +145,12 @@ fn boot_with_slots(pds: Vec<Spec>, channels: &[ChannelSpec], extra: usize) -> (K
         release_time: Box::leak(vec![0u64; n].into_boxed_slice()),
         irq_owner: Box::leak(vec![None; MAX_IRQS].into_boxed_slice()),
     };
-    let k = Kernel::new(storage, &info, 1_000_000, KERNEL_TIMER_IRQ).unwrap();
+    let k = Kernel::new(storage, &info, 1_000_000, KERNEL_TIMER_IRQ)?;
     for (i, pd) in k.pds.iter_mut().enumerate() {
         pd.ipc_buffer = i as u64 + 1;
     }
     let plat = FakePlatform { mrs: vec![[0; 8]; n], ..Default::default() };
-    (k, plat)
+    Ok((k, plat))
 }
 
 /// PD `pd` makes system call `number`, through the fast paths first as the arch layer does
@@ -220,7 +235,7 @@ fn ungranted_uses_are_refused_with_errors() {
     call(&mut k, &mut p, 0, sys::RECV, &[RECV_REPLY, 0, 0, 0]);
     assert_eq!(x(&k, 0, 4), Error::InvalidState as u64);
     assert_eq!(k.pds[0].state, State::Receiving);
-    assert!(!p.shutdown);
+    assert_eq!(p.shutdown, None);
 }
 
 #[test]
@@ -484,8 +499,28 @@ fn debug_print_and_shutdown_reach_the_platform() {
     call(&mut k, &mut p, 0, sys::DEBUG_PUTS, &[0, 5]);
     assert_eq!(x(&k, 0, 0), Error::InvalidAddress as u64);
     assert_eq!(p.printed, "[0x201000+5]");
-    call(&mut k, &mut p, 0, sys::DEBUG_SHUTDOWN, &[]);
-    assert!(p.shutdown);
+    // Not a test image: no PD may power the node off.
+    call(&mut k, &mut p, 0, sys::DEBUG_SHUTDOWN, &[3]);
+    assert_eq!((x(&k, 0, 0), p.shutdown), (Error::NotGranted as u64, None));
+    k.debug_exit = true;
+    call(&mut k, &mut p, 0, sys::DEBUG_SHUTDOWN, &[3]);
+    assert_eq!(p.shutdown, Some(3));
+}
+
+#[test]
+fn the_debug_exit_flag_comes_from_the_blob() {
+    assert!(!boot(vec![spec(1)], &[]).0.debug_exit);
+    assert!(try_boot_with(vec![spec(1)], &[], 0, bootinfo::FLAG_DEBUG_EXIT).unwrap().0.debug_exit);
+}
+
+#[test]
+fn protected_calls_must_go_to_a_higher_priority() {
+    let (k, _) = boot(vec![spec(1), spec(2)], &[(0, 0, true, false, 1, 0, false, false)]);
+    assert_eq!(k.pds[0].priority, 1);
+    for (caller, callee) in [(2u8, 1u8), (2, 2)] {
+        let r = try_boot(vec![spec(caller), spec(callee)], &[(0, 0, true, false, 1, 0, false, false)]);
+        assert!(matches!(r, Err(BuildError::CallNotUpward { caller: 0, callee: 1 })));
+    }
 }
 
 #[test]

@@ -1,18 +1,18 @@
 //! Helpers shared by the system-test PDs: the pass/fail markers the test runner looks for.
 #![no_std]
 
-use edgeos_microkit::{debug_println, debug_shutdown};
+use edgeos_microkit::{debug_exit, debug_println, debug_shutdown};
 
-/// Prints the pass marker and powers the machine off.
+/// Prints the pass marker and ends the run with status 0.
 pub fn pass(what: &str) -> ! {
     debug_println!("EDGEOS-TEST: PASS ({what})");
     debug_shutdown()
 }
 
-/// Prints the fail marker and powers the machine off.
+/// Prints the fail marker and ends the run with status 1.
 pub fn fail(why: core::fmt::Arguments) -> ! {
     debug_println!("EDGEOS-TEST: FAIL ({why})");
-    debug_shutdown()
+    debug_exit(1)
 }
 
 /// Fails the test unless `cond` holds.
