@@ -17,7 +17,8 @@ dir=build/profile-$key
 mkdir -p "$dir"
 [ "${SKIP_BUILD:-0}" = 1 ] || tools/build-bare.sh >/dev/null
 sed "s/\"client\"/\"client-$key\"/g" tests/system/bench/system.xml >"$dir/system.xml"
-cargo run -q --bin edgeos -- build "$dir/system.xml" --board qemu-virt-aarch64 --search-path build/elf \
+# A test image (--debug-exit): the bench ends the run itself, through semihosting.
+cargo run -q --bin edgeos -- build "$dir/system.xml" --board qemu-virt-aarch64 --debug-exit --search-path build/elf \
     -o "$dir/bench.img" >/dev/null
 kernel=$(ls build/elf/edgeos-kernel.elf)
 fifo=$dir/trace.fifo
@@ -26,7 +27,7 @@ mkfifo "$fifo"
 python3 tests/system/profile.py "$fifo" 10100 "$kernel" build/elf/bench_client.elf build/elf/bench_server.elf \
     build/elf/bench_echo.elf build/elf/bench_echo_deferred.elf >"$dir/profile.txt" &
 analyser=$!
-qemu/run.sh "$dir/bench.img" -icount shift=0 -accel tcg,one-insn-per-tb=on -d exec,nochain -D "$fifo" \
+qemu/run.sh "$dir/bench.img" -semihosting-config enable=on,target=native -icount shift=0 -accel tcg,one-insn-per-tb=on -d exec,nochain -D "$fifo" \
     </dev/null >"$dir/console.log" 2>&1
 wait $analyser
 rm -f "$fifo"
