@@ -138,5 +138,5 @@ fn report_xml_error(ctx: &mut Ctx, err: &roxmltree::Error) {
         _ => "the file must be well-formed XML",
     };
     let pos = ctx.pos_of(offset, end);
-    ctx.error(pos, format!("invalid XML: {message}"), Some(hint.into()));
+    ctx.error(pos, format!("invalid XML: {message}"), hint.into());
 }

@@ -78,7 +78,7 @@ fn check_pds(ctx: &mut Ctx, desc: &SystemDescription) -> Names {
         ctx.error(
             desc.pos,
             "the system declares no protection_domain".into(),
-            Some("a system needs at least one <protection_domain>".into()),
+            "a system needs at least one <protection_domain>".into(),
         );
     }
     if pds.len() > MAX_PDS {
@@ -88,10 +88,8 @@ fn check_pds(ctx: &mut Ctx, desc: &SystemDescription) -> Names {
                 "too many protection domains: {} declared, at most {MAX_PDS} are allowed",
                 pds.len()
             ),
-            Some(
-                "static PDs are limited as in Microkit; create many instances at run time instead"
-                    .into(),
-            ),
+            "static PDs are limited as in Microkit; create many instances at run time instead"
+                .into(),
         );
     }
     let mut names = Names::new();
@@ -104,7 +102,7 @@ fn check_pds(ctx: &mut Ctx, desc: &SystemDescription) -> Names {
             ctx.error(
                 at,
                 "protection domain name 'monitor' is reserved".into(),
-                Some("Microkit's own monitor PD is called 'monitor'; pick another name".into()),
+                "Microkit's own monitor PD is called 'monitor'; pick another name".into(),
             );
         }
         if let Some(&first) = names.get(pd.name.as_str()) {
@@ -114,7 +112,7 @@ fn check_pds(ctx: &mut Ctx, desc: &SystemDescription) -> Names {
                     "duplicate protection domain name '{}' (first declared at line {})",
                     pd.name, pds[first].pos.line
                 ),
-                Some("PD names are unique across the whole system, children included".into()),
+                "PD names are unique across the whole system, children included".into(),
             );
         } else {
             names.insert(pd.name.clone(), i);
@@ -133,7 +131,7 @@ fn check_pd_domains(ctx: &mut Ctx, desc: &SystemDescription, domains: Option<&[S
                     "protection domain '{}' names domain '{domain}' but the system declares no 'domains'",
                     shown(&pd.name)
                 ),
-                Some("remove the attribute, or declare the domain schedule in <domains>".into()),
+                "remove the attribute, or declare the domain schedule in <domains>".into(),
             ),
             (Some(_), None) => ctx.error(
                 pd.pos,
@@ -141,7 +139,7 @@ fn check_pd_domains(ctx: &mut Ctx, desc: &SystemDescription, domains: Option<&[S
                     "protection domain '{}' has no 'domain' attribute; it is required when 'domains' is declared",
                     shown(&pd.name)
                 ),
-                Some("add domain=\"NAME\" naming one of the declared domains".into()),
+                "add domain=\"NAME\" naming one of the declared domains".into(),
             ),
             (Some(names), Some(domain)) if !names.contains(domain) => ctx.error(
                 pd.attr_pos("domain"),
@@ -149,7 +147,7 @@ fn check_pd_domains(ctx: &mut Ctx, desc: &SystemDescription, domains: Option<&[S
                     "protection domain '{}' names domain '{domain}', which is not declared in 'domains'",
                     shown(&pd.name)
                 ),
-                Some(format!("declared domains: {}", names.join(", "))),
+                format!("declared domains: {}", names.join(", ")),
             ),
             _ => {}
         }
@@ -169,7 +167,7 @@ fn check_mr_names(ctx: &mut Ctx, desc: &SystemDescription) -> Names {
                     "duplicate memory region name '{}' (first declared at line {})",
                     mr.name, desc.memory_regions[first].pos.line
                 ),
-                Some("memory region names are unique".into()),
+                "memory region names are unique".into(),
             );
         } else {
             names.insert(mr.name.clone(), i);
@@ -192,7 +190,7 @@ fn resolve_channels(ctx: &mut Ctx, desc: &mut SystemDescription, pds: &Names) {
                 None => ctx.error(
                     end.attr_pos("pd"),
                     format!("channel end names unknown protection domain '{}'", end.pd),
-                    Some("'pd' must be the name of a declared protection_domain".into()),
+                    "'pd' must be the name of a declared protection_domain".into(),
                 ),
             }
         }
@@ -204,7 +202,7 @@ fn resolve_channels(ctx: &mut Ctx, desc: &mut SystemDescription, pds: &Names) {
             ctx.error(
                 b.attr_pos("pd"),
                 format!("channel connects protection domain '{}' to itself", b.pd),
-                Some("a channel joins two different PDs".into()),
+                "a channel joins two different PDs".into(),
             );
             continue;
         }
@@ -226,10 +224,10 @@ fn resolve_channels(ctx: &mut Ctx, desc: &mut SystemDescription, pds: &Names) {
                         "protected procedure call from '{}' (priority {}) into '{}' (priority {}): the callee's priority must be strictly higher",
                         caller.name, caller.priority, callee.name, callee.priority
                     ),
-                    Some(format!(
+                    format!(
                         "raise the priority of '{}' above {}, or make the call from the other end",
                         callee.name, caller.priority
-                    )),
+                    ),
                 );
             }
             if arch == Arch::X86_64 && callee.virtual_machine.is_some() {
@@ -239,7 +237,7 @@ fn resolve_channels(ctx: &mut Ctx, desc: &mut SystemDescription, pds: &Names) {
                         "on x86_64 protection domain '{}' cannot be called (pp) because it manages a virtual machine",
                         callee.name
                     ),
-                    Some("use notifications to talk to a PD that runs a vCPU".into()),
+                    "use notifications to talk to a PD that runs a vCPU".into(),
                 );
             }
         }
@@ -296,7 +294,7 @@ fn report_clashes_in(
                     "{what} {} of {owner_kind} '{}' is already used by the '{element}' at line {line}",
                     u.id, owners[u.pd]
                 ),
-                Some(hint),
+                hint,
             );
         } else {
             seen.insert((u.pd, u.id), (u.element, u.pos.line));
@@ -482,7 +480,7 @@ fn check_setvars(ctx: &mut Ctx, desc: &SystemDescription, mrs: &Names) {
                         "setvar '{}' names unknown memory region '{}'",
                         setvar.symbol, setvar.region_paddr
                     ),
-                    Some("'region_paddr' must be the name of a declared memory_region".into()),
+                    "'region_paddr' must be the name of a declared memory_region".into(),
                 ),
                 Some(&mr) => {
                     let mr = &desc.memory_regions[mr];
@@ -493,7 +491,7 @@ fn check_setvars(ctx: &mut Ctx, desc: &SystemDescription, mrs: &Names) {
                                 "on x86_64 setvar '{}' needs memory region '{}' to have a phys_addr",
                                 setvar.symbol, mr.name
                             ),
-                            Some("give the region a fixed phys_addr".into()),
+                            "give the region a fixed phys_addr".into(),
                         );
                     }
                 }
@@ -523,10 +521,10 @@ fn report_symbol_clashes(
                     "symbol '{symbol}' of {owner_kind} '{}' is already set at line {line}",
                     owners[owner]
                 ),
-                Some(format!(
+                format!(
                     "each setvar symbol of a {} is patched once; rename one",
                     short_kind(owner_kind)
-                )),
+                ),
             );
         } else {
             seen.insert((owner, symbol), pos.line);
@@ -710,7 +708,7 @@ fn resolve_static<'a>(
         ctx.error(
             map.attr_pos("mr"),
             format!("map names unknown memory region '{}'", map.mr),
-            Some("'mr' must be the name of a declared memory_region".into()),
+            "'mr' must be the name of a declared memory_region".into(),
         );
         return None;
     };
@@ -738,7 +736,7 @@ fn check_address_space(
                     "setvar_prefill_size on a map of {} '{}', which has no prefill_path",
                     target.kind, target.name
                 ),
-                Some("only a region filled from a file has a prefill size".into()),
+                "only a region filled from a file has a prefill size".into(),
             );
         }
         if ctx.is_bad(map.pos, "vaddr") {
@@ -754,11 +752,11 @@ fn check_address_space(
                     target.kind,
                     target.name
                 ),
-                Some(format!(
+                format!(
                     "use a multiple of {}, e.g. {}",
                     hex(target.page_size),
                     hex(map.vaddr - map.vaddr % target.page_size)
-                )),
+                ),
             );
             continue;
         }
@@ -779,7 +777,7 @@ fn check_address_space(
                     range_text(map.vaddr, map.vaddr.saturating_add(size)),
                     hex(USER_TOP)
                 ),
-                Some("pick a lower vaddr".into()),
+                "pick a lower vaddr".into(),
             ),
         }
     }
@@ -797,7 +795,7 @@ fn check_address_space(
                 range_text(b_start, b_end),
                 b.pos.line
             ),
-            Some("move one of the maps to a free virtual address".into()),
+            "move one of the maps to a free virtual address".into(),
         );
     }
     ranges
@@ -819,7 +817,7 @@ fn check_io_address_spaces(ctx: &mut Ctx, desc: &SystemDescription, mrs: &Names)
                     "duplicate io_address_space name '{}' (first declared at line {})",
                     space.name, first.pos.line
                 ),
-                None,
+                "io_address_space names are unique; rename one".into(),
             );
         }
         if !ctx.is_bad(space.pos, "peripheral_id") {
@@ -832,7 +830,7 @@ fn check_io_address_spaces(ctx: &mut Ctx, desc: &SystemDescription, mrs: &Names)
                         "device {} already has an io_address_space (line {})",
                         space.peripheral_id, first.pos.line
                     ),
-                    Some("a device has one IOMMU address space; map more regions into it".into()),
+                    "a device has one IOMMU address space; map more regions into it".into(),
                 );
             }
         }
@@ -847,7 +845,7 @@ fn check_io_address_spaces(ctx: &mut Ctx, desc: &SystemDescription, mrs: &Names)
                         "IOMMU domain_id {} is already used by io_address_space '{}' (line {})",
                         space.domain_id, first.name, first.pos.line
                     ),
-                    Some("every io_address_space has its own domain_id".into()),
+                    "every io_address_space has its own domain_id".into(),
                 );
             }
         }
@@ -862,7 +860,7 @@ fn check_io_address_spaces(ctx: &mut Ctx, desc: &SystemDescription, mrs: &Names)
                 ctx.error(
                     iomap.attrs.get_or("mr", iomap.pos),
                     format!("iomap names unknown memory region '{}'", iomap.mr),
-                    Some("'mr' must be the name of a declared memory_region".into()),
+                    "'mr' must be the name of a declared memory_region".into(),
                 );
                 continue;
             };
@@ -876,7 +874,7 @@ fn check_io_address_spaces(ctx: &mut Ctx, desc: &SystemDescription, mrs: &Names)
                         hex(LARGE_PAGE),
                         hex(SMALL_PAGE)
                     ),
-                    Some("leave page_size out (or 0x1000) on regions a device maps".into()),
+                    "leave page_size out (or 0x1000) on regions a device maps".into(),
                 );
                 continue;
             }
@@ -892,7 +890,7 @@ fn check_io_address_spaces(ctx: &mut Ctx, desc: &SystemDescription, mrs: &Names)
                         hex(iomap.iovaddr),
                         hex(SMALL_PAGE)
                     ),
-                    None,
+                    format!("use an iovaddr that is a multiple of {}", hex(SMALL_PAGE)),
                 );
                 continue;
             }
@@ -913,7 +911,7 @@ fn check_io_address_spaces(ctx: &mut Ctx, desc: &SystemDescription, mrs: &Names)
                         range_text(iomap.iovaddr, iomap.iovaddr.saturating_add(size)),
                         hex(IOVA_TOP)
                     ),
-                    Some("pick a lower iovaddr".into()),
+                    "pick a lower iovaddr".into(),
                 ),
             }
         }
@@ -930,7 +928,7 @@ fn check_io_address_spaces(ctx: &mut Ctx, desc: &SystemDescription, mrs: &Names)
                     b.pos.line,
                     shown(&space.name)
                 ),
-                Some("move one of the iomaps to a free address".into()),
+                "move one of the iomaps to a free address".into(),
             );
         }
     }
@@ -991,7 +989,7 @@ fn check_irqs(ctx: &mut Ctx, desc: &SystemDescription) {
                             "{what} is already delivered to protection domain '{}' (line {line})",
                             desc.protection_domains[owner].name
                         ),
-                        Some("an interrupt goes to exactly one PD".into()),
+                        "an interrupt goes to exactly one PD".into(),
                     );
                 } else {
                     seen.insert(source, (i, pos.line));
@@ -1032,7 +1030,7 @@ fn check_ioports(ctx: &mut Ctx, desc: &SystemDescription) {
                 desc.protection_domains[pd_b].name,
                 b.pos.line
             ),
-            Some("each I/O port belongs to one ioport element".into()),
+            "each I/O port belongs to one ioport element".into(),
         );
     }
 }
@@ -1051,7 +1049,7 @@ fn check_virtual_machines(ctx: &mut Ctx, desc: &SystemDescription) {
                         "duplicate virtual machine name '{}' (first declared at line {line})",
                         vm.name
                     ),
-                    Some("virtual machine names are unique".into()),
+                    "virtual machine names are unique".into(),
                 );
             } else {
                 names.insert(&vm.name, vm.pos.line);
@@ -1064,7 +1062,7 @@ fn check_virtual_machines(ctx: &mut Ctx, desc: &SystemDescription) {
                     "on x86_64 protection domain '{}' cannot both manage a virtual machine and have child protection domains",
                     shown(&pd.name)
                 ),
-                Some("move the children to another PD".into()),
+                "move the children to another PD".into(),
             );
         }
     }
@@ -1083,7 +1081,7 @@ fn check_cspaces(ctx: &mut Ctx, desc: &SystemDescription, pds: &Names) {
                         cap.kind.element(),
                         cap.pd
                     ),
-                    Some("'pd' must be the name of a declared protection_domain".into()),
+                    "'pd' must be the name of a declared protection_domain".into(),
                 );
             }
             if ctx.is_bad(cap.pos, "slot") {
@@ -1097,7 +1095,7 @@ fn check_cspaces(ctx: &mut Ctx, desc: &SystemDescription, pds: &Names) {
                         cap.slot,
                         shown(&pd.name)
                     ),
-                    Some("every capability takes its own slot (0..=127)".into()),
+                    "every capability takes its own slot (0..=127)".into(),
                 );
             } else {
                 slots.insert(cap.slot, cap.pos.line);
@@ -1130,7 +1128,7 @@ fn check_physical_overlaps(ctx: &mut Ctx, desc: &SystemDescription) {
                 range_text(ranges[earlier].0, ranges[earlier].1),
                 b.pos.line
             ),
-            Some("regions at fixed physical addresses must not share memory; map one region twice instead".into()),
+            "regions at fixed physical addresses must not share memory; map one region twice instead".into(),
         );
     }
 }

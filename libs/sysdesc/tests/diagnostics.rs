@@ -184,3 +184,23 @@ fn columns_count_characters_not_bytes() {
     assert_eq!(d.col as usize, prefix.chars().count() + 1);
     let _ = render(&diags, text, false);
 }
+
+/// Microkit strips only a lowercase `0x` before parsing hex (`sdf_parse_number`), so `0X1000`
+/// is an error there and here; the hint says what to write.
+#[test]
+fn an_uppercase_hex_prefix_is_refused_with_a_hint() {
+    let xml = "<system>\n    <memory_region name=\"m\" size=\"0X1000\" />\n</system>\n";
+    let diags = parse("system.xml", xml, Arch::Aarch64).expect_err("0X is not a number");
+    let d = diags
+        .iter()
+        .find(|d| d.message.starts_with("invalid number '0X1000'"))
+        .expect("the number is reported");
+    assert_eq!(
+        d.one_line(),
+        "system.xml:2:29: error: invalid number '0X1000' for attribute 'size' on element 'memory_region': invalid digit 'X'"
+    );
+    assert_eq!(
+        d.hint.as_deref(),
+        Some("the hex prefix is a lowercase 0x (as in Microkit): write 0x1000")
+    );
+}

@@ -92,6 +92,31 @@ fn invalid_fixtures_report_exactly_the_expected_errors() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Every error says what to do about it (the rule: element, rule, position and a hint),
+/// checked on the structured diagnostics so that a new error without a hint fails here.
+#[test]
+fn every_error_of_every_invalid_fixture_has_a_hint() {
+    let mut missing = Vec::new();
+    for path in xml_files("invalid") {
+        let name = file_name(&path);
+        let text = fs::read_to_string(&path).expect("fixture is readable UTF-8");
+        let stem = name.trim_end_matches(".xml");
+        let Err(diags) = parse_with(&name, &text, &options_for(stem)) else {
+            continue;
+        };
+        for d in diags.iter().filter(|d| d.is_error()) {
+            if d.hint.as_deref().is_none_or(|h| h.trim().is_empty()) {
+                missing.push(d.one_line());
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "errors without a hint:\n{}",
+        missing.join("\n")
+    );
+}
+
 #[test]
 fn every_expected_file_has_its_fixture() {
     for entry in fs::read_dir(fixture_dir("invalid")).expect("fixture directory exists") {

@@ -36,6 +36,10 @@ pub struct Options {
     /// Folders searched in order for program images, prefill files and the kernel.
     pub search_path: Vec<PathBuf>,
     pub kernel: Option<PathBuf>,
+    /// A test image: sets [`bootinfo::FLAG_DEBUG_EXIT`], so root PDs may end the run with an
+    /// exit status (QEMU's exit code). Never for production images: with it, a PD can power the
+    /// machine off.
+    pub debug_exit: bool,
 }
 
 /// A built system.
@@ -84,6 +88,8 @@ pub(crate) struct Layout<'a> {
     pub pds: Vec<LoadedPd>,
     /// The templates' programs, in description order.
     pub templates: Vec<LoadedPd>,
+    /// Whether the image lets root PDs end the run with an exit status.
+    pub debug_exit: bool,
 }
 
 /// What one instance of a template costs, in bytes (page tables not counted).
@@ -148,8 +154,9 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn error(&mut self, pos: Pos, message: impl Into<String>, hint: impl Into<Option<String>>) {
-        self.diags.push(Diagnostic::at(Severity::Error, &self.loaded.name, pos, message, hint.into()));
+    /// Reports an error at `pos`. Every error carries a hint saying what to do about it.
+    fn error(&mut self, pos: Pos, message: impl Into<String>, hint: impl Into<String>) {
+        self.diags.push(Diagnostic::at(Severity::Error, &self.loaded.name, pos, message, Some(hint.into())));
     }
 }
 
@@ -215,22 +222,25 @@ pub fn build(loaded: &Loaded, system: &SystemDescription, options: &Options) -> 
     for t in &system.templates {
         pds.push(load_program(&mut cx, &format!("template '{}'", t.name), &t.name, &t.program_image, &options.search_path));
     }
+    // Prefill files fix their regions' sizes, which maps and `setvar_size` need.
+    let contents = read_prefills(&mut cx, system, &options.search_path);
+    let sizes: Vec<u64> = contents.iter().map(|c| c.size).collect();
     for (i, pd) in system.protection_domains.iter().enumerate() {
         if let Some(l) = &pds[i] {
-            check_address_space(&mut cx, &pd.name, pd.stack_size, &pd.program_image, l, &pd_maps(system, i));
+            check_address_space(&mut cx, &pd.name, pd.stack_size, &pd.program_image, l, &pd_maps(system, &sizes, i));
         }
     }
     let n_pds = system.protection_domains.len();
     for (i, t) in system.templates.iter().enumerate() {
         if let Some(l) = &pds[n_pds + i] {
-            check_address_space(&mut cx, &t.name, t.stack_size, &t.program_image, l, &template_maps(system, t));
+            check_address_space(&mut cx, &t.name, t.stack_size, &t.program_image, l, &template_maps(&sizes, t));
             check_fork_quota(&mut cx, system, i, l);
         }
     }
 
     // Variables: first with placeholder values so that every patched symbol gets file bytes
     // (which fixes the blob's size), then again with the final values once memory is laid out.
-    let patches = collect_patches(system);
+    let patches = collect_patches(system, &contents);
     for p in &patches {
         let Some(l) = pds[p.pd].as_mut() else { continue };
         let bytes = placeholder(p, l);
@@ -245,7 +255,7 @@ pub fn build(loaded: &Loaded, system: &SystemDescription, options: &Options) -> 
     let mut builder = lower(system, &programs, &[]);
     let blob_paddr = align_up(kernel_end, PAGE_SIZE);
     let blob_len = builder.encoded_len() as u64;
-    let (regions, prefills, reserved_end) = place_regions(&mut cx, system, options, blob_paddr + blob_len)?;
+    let (regions, prefills, reserved_end) = place_regions(&mut cx, system, options, contents, blob_paddr + blob_len)?;
     if !cx.diags.is_empty() {
         return Err(BuildError::Description(cx.diags));
     }
@@ -260,6 +270,9 @@ pub fn build(loaded: &Loaded, system: &SystemDescription, options: &Options) -> 
         apply_patch(&mut cx, p, &mut programs[p.pd], &bytes);
     }
     builder = lower(system, &programs, &regions);
+    if options.debug_exit {
+        builder.flags |= bootinfo::FLAG_DEBUG_EXIT;
+    }
     let blob = builder.finish(reserved_end);
     debug_assert_eq!(blob.len() as u64, blob_len);
     bootinfo::BootInfo::parse(&blob).map_err(|e| BuildError::Other(format!("internal error: {e}")))?;
@@ -293,6 +306,7 @@ pub fn build(loaded: &Loaded, system: &SystemDescription, options: &Options) -> 
         regions,
         pds,
         templates,
+        debug_exit: options.debug_exit,
     };
     let report = crate::report::write(&layout, image.len());
     Ok(Built { image, report })
@@ -304,7 +318,7 @@ fn elf_flags(p: Perms) -> u32 {
 
 /// Features the description dialect has but this board's kernel does not implement yet.
 fn refuse_unsupported(cx: &mut Ctx, system: &SystemDescription, board: &Board) {
-    let hint = || Some("remove it, or build for a board that supports it".to_string());
+    let hint = || "remove it, or build for a board that supports it".to_string();
     let name = board.name;
     if let Some(d) = &system.domains {
         cx.error(d.pos, format!("domain scheduling ('domains') is not supported on {name} yet"), hint());
@@ -341,7 +355,7 @@ fn refuse_unsupported(cx: &mut Ctx, system: &SystemDescription, board: &Board) {
                     cx.error(
                         irq.attr_pos("irq"),
                         format!("irq {n} is the kernel's own timer on {name} and cannot be given to a PD"),
-                        Some("a timer driver PD can take the physical timer (irq 30) instead".to_string()),
+                        "a timer driver PD can take the physical timer (irq 30) instead".to_string(),
                     );
                 }
             }
@@ -359,7 +373,7 @@ fn refuse_wx(cx: &mut Ctx, perms: sysdesc::Perms, at: Pos, what: &str) {
         cx.error(
             at,
             format!("{what} is both writable and executable; EdgeOS enforces W^X"),
-            Some("use perms=\"rw\" for data or perms=\"rx\" for code".to_string()),
+            "use perms=\"rw\" for data or perms=\"rx\" for code".to_string(),
         );
     }
 }
@@ -371,7 +385,7 @@ fn load_program(cx: &mut Ctx, owner: &str, name: &str, pi: &sysdesc::ProgramImag
         cx.error(
             path_pos,
             format!("program image '{}' of {owner} not found", pi.path),
-            Some(format!("searched: {}; build the PD first (`make bare`) or fix the path", search_list(search))),
+            format!("searched: {}; build the PD first (`make bare`) or fix the path", search_list(search)),
         );
         return None;
     };
@@ -379,7 +393,11 @@ fn load_program(cx: &mut Ctx, owner: &str, name: &str, pi: &sysdesc::ProgramImag
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                cx.error(pos, format!("cannot read program image {}: {e}", path.display()), None);
+                cx.error(
+                    pos,
+                    format!("cannot read program image {}: {e}", path.display()),
+                    "check that the file is readable by the user running the build",
+                );
                 return None;
             }
         };
@@ -389,7 +407,7 @@ fn load_program(cx: &mut Ctx, owner: &str, name: &str, pi: &sysdesc::ProgramImag
                 cx.error(
                     pos,
                     format!("program image {} of '{name}' is unusable: {e}", path.display()),
-                    Some("PD programs are aarch64 ELF executables (cargo --target aarch64-unknown-none)".to_string()),
+                    "PD programs are aarch64 ELF executables (cargo --target aarch64-unknown-none)".to_string(),
                 );
                 None
             }
@@ -399,7 +417,7 @@ fn load_program(cx: &mut Ctx, owner: &str, name: &str, pi: &sysdesc::ProgramImag
     if let Some(sym_path) = &pi.path_for_symbols {
         let pos = pi.attrs.get_or("path_for_symbols", pi.pos);
         let Some(found) = find_file(search, sym_path) else {
-            cx.error(pos, format!("symbol file '{sym_path}' not found"), Some(format!("searched: {}", search_list(search))));
+            cx.error(pos, format!("symbol file '{sym_path}' not found"), format!("searched: {}", search_list(search)));
             return None;
         };
         image.symbols = read(cx, &found, pos)?.symbols;
@@ -411,7 +429,7 @@ fn load_program(cx: &mut Ctx, owner: &str, name: &str, pi: &sysdesc::ProgramImag
             cx.error(
                 path_pos,
                 format!("segment {i} of {} has perms '{}'; EdgeOS loads only W^X segments", path.display(), perms_str(s.perms)),
-                Some("link code and data into separate segments (the PD linker script in libs/microkit does)".to_string()),
+                "link code and data into separate segments (the PD linker script in libs/microkit does)".to_string(),
             );
         }
     }
@@ -422,7 +440,7 @@ fn load_program(cx: &mut Ctx, owner: &str, name: &str, pi: &sysdesc::ProgramImag
                 cx.error(
                     path_pos,
                     format!("segments of {} at {:#x} and {:#x} share a page with different perms", path.display(), a.vaddr, b.vaddr),
-                    Some("align segments to 4 KiB pages in the linker script".to_string()),
+                    "align segments to 4 KiB pages in the linker script".to_string(),
                 );
             }
         }
@@ -433,7 +451,7 @@ fn load_program(cx: &mut Ctx, owner: &str, name: &str, pi: &sysdesc::ProgramImag
             cx.error(
                 path_pos,
                 format!("'{IPC_BUFFER_SYMBOL}' in {} is not a page-aligned 4 KiB page ({:#x}, {} bytes)", path.display(), ipc.addr, ipc.size),
-                Some("declare it through the PD runtime (libs/microkit), which aligns it".to_string()),
+                "declare it through the PD runtime (libs/microkit), which aligns it".to_string(),
             );
         }
     }
@@ -450,12 +468,13 @@ struct Mapped {
 }
 
 /// A PD's maps and instance windows.
-fn pd_maps(system: &SystemDescription, pd: usize) -> Vec<Mapped> {
+/// `sizes` are the regions' sizes once prefill files are read.
+fn pd_maps(system: &SystemDescription, sizes: &[u64], pd: usize) -> Vec<Mapped> {
     let pd = &system.protection_domains[pd];
     let mut out = Vec::new();
     for map in &pd.maps {
-        let Some(mr) = system.mr_by_name(&map.mr) else { continue };
-        out.push(Mapped { what: format!("map of '{}'", map.mr), range: (map.vaddr, map.vaddr.saturating_add(mr.size)), at: map.attr_pos("vaddr") });
+        let Some(size) = region_index(system, &map.mr).map(|r| sizes[r]) else { continue };
+        out.push(Mapped { what: format!("map of '{}'", map.mr), range: (map.vaddr, map.vaddr.saturating_add(size)), at: map.attr_pos("vaddr") });
     }
     for w in &pd.instance_windows {
         let max = system.fork_of(w.template_index).map_or(0, |(_, f)| f.max_instances);
@@ -465,20 +484,26 @@ fn pd_maps(system: &SystemDescription, pd: usize) -> Vec<Mapped> {
     out
 }
 
-/// The size of what a template map shows.
-pub(crate) fn template_map_size(system: &SystemDescription, t: &sysdesc::Template, tm: &sysdesc::TemplateMap) -> u64 {
+/// Index of the memory region called `name`.
+fn region_index(system: &SystemDescription, name: &str) -> Option<usize> {
+    system.memory_regions.iter().position(|m| m.name == name)
+}
+
+/// The size of what a template map shows; `sizes` are the memory regions' sizes once prefill
+/// files are read.
+pub(crate) fn template_map_size(sizes: &[u64], t: &sysdesc::Template, tm: &sysdesc::TemplateMap) -> u64 {
     match tm.target {
         sysdesc::RegionRef::Instance(r) => t.instance_regions.get(r).map_or(0, |r| r.size),
-        sysdesc::RegionRef::Static(r) => system.memory_regions.get(r).map_or(0, |r| r.size),
+        sysdesc::RegionRef::Static(r) => sizes.get(r).copied().unwrap_or(0),
     }
 }
 
 /// A template's maps.
-fn template_maps(system: &SystemDescription, t: &sysdesc::Template) -> Vec<Mapped> {
+fn template_maps(sizes: &[u64], t: &sysdesc::Template) -> Vec<Mapped> {
     t.maps
         .iter()
         .map(|tm| {
-            let size = template_map_size(system, t, tm);
+            let size = template_map_size(sizes, t, tm);
             Mapped { what: format!("map of '{}'", tm.map.mr), range: (tm.map.vaddr, tm.map.vaddr.saturating_add(size)), at: tm.map.attr_pos("vaddr") }
         })
         .collect()
@@ -501,20 +526,24 @@ fn check_address_space(cx: &mut Ctx, name: &str, stack_size: u64, program: &sysd
                     PAGE_SIZE,
                     stack.0
                 ),
-                Some("link PD programs with the PD linker script (from 0x200000)".to_string()),
+                "link PD programs with the PD linker script (from 0x200000)".to_string(),
             );
         }
     }
     for m in mapped {
         let (range, at, what) = (m.range, m.at, &m.what);
         if range.1 > USER_TOP {
-            cx.error(at, format!("{what} ends at {:#x}, above the user address space ({USER_TOP:#x})", range.1), None);
+            cx.error(
+                at,
+                format!("{what} ends at {:#x}, above the user address space ({USER_TOP:#x})", range.1),
+                format!("choose a lower vaddr, so that it ends at or below {USER_TOP:#x}"),
+            );
         }
         if overlaps(range, stack) {
             cx.error(
                 at,
                 format!("{what} at {:#x}..{:#x} overlaps the stack of '{name}' ({:#x}..{PD_STACK_TOP:#x}, guard page included)", range.0, range.1, stack.0),
-                Some(format!("choose a vaddr below {:#x}", stack.0)),
+                format!("choose a vaddr below {:#x}", stack.0),
             );
         }
         for s in &l.image.segments {
@@ -523,7 +552,7 @@ fn check_address_space(cx: &mut Ctx, name: &str, stack_size: u64, program: &sysd
                 cx.error(
                     at,
                     format!("{what} at {:#x}..{:#x} overlaps the ELF segment {:#x}..{:#x} of {}", range.0, range.1, pages.0, pages.1, l.image_path.display()),
-                    Some("choose a vaddr clear of the program (e.g. 0x2_000_000 and up)".to_string()),
+                    "choose a vaddr clear of the program (e.g. 0x2_000_000 and up)".to_string(),
                 );
             }
         }
@@ -543,11 +572,11 @@ fn check_fork_quota(cx: &mut Ctx, system: &SystemDescription, template: usize, p
                 "fork quota memory={:#x} for template '{}' cannot hold one instance ({one:#x} bytes: writable pages {:#x}, stack {:#x}, instance regions {:#x})",
                 fork.memory, t.name, cost.writable, cost.stack, cost.regions
             ),
-            Some(format!(
+            format!(
                 "{} instances need {:#x} bytes plus their page tables",
                 fork.max_instances,
                 one.saturating_mul(fork.max_instances)
-            )),
+            ),
         );
     }
 }
@@ -593,12 +622,15 @@ impl Grants {
     }
 }
 
-/// The `setvar_*` attributes of a map of a region of `size` bytes.
-fn map_patches(out: &mut Vec<Patch>, program: usize, map: &sysdesc::Map, size: u64) {
+/// The `setvar_*` attributes of a map of a region of `size` bytes whose prefill file has
+/// `prefill_len` bytes (as in Microkit: `setvar_size` is the region's size, which for a
+/// prefilled region without a written size is the file length rounded up to its page size, and
+/// `setvar_prefill_size` is the file's own length).
+fn map_patches(out: &mut Vec<Patch>, program: usize, map: &sysdesc::Map, size: u64, prefill_len: u64) {
     for (attr, symbol, value) in [
         ("setvar_vaddr", &map.setvar_vaddr, map.vaddr),
         ("setvar_size", &map.setvar_size, size),
-        ("setvar_prefill_size", &map.setvar_prefill_size, size),
+        ("setvar_prefill_size", &map.setvar_prefill_size, prefill_len),
     ] {
         if let Some(s) = symbol {
             out.push(word(program, s, value, Some(map.attr_pos(attr))));
@@ -607,7 +639,9 @@ fn map_patches(out: &mut Vec<Patch>, program: usize, map: &sysdesc::Map, size: u
 }
 
 /// Every variable to patch: PDs' programs first, then templates' (program index n_pds + t).
-fn collect_patches(system: &SystemDescription) -> Vec<Patch> {
+/// `contents` are the memory regions' sizes and prefill data.
+fn collect_patches(system: &SystemDescription, contents: &[RegionContents]) -> Vec<Patch> {
+
     let mut out = Vec::new();
     for (i, pd) in system.protection_domains.iter().enumerate() {
         let mut grants = Grants::default();
@@ -631,7 +665,8 @@ fn collect_patches(system: &SystemDescription) -> Vec<Patch> {
         }
         grants.patches(&mut out, i, &pd.name, pd.passive);
         for map in &pd.maps {
-            map_patches(&mut out, i, map, system.mr_by_name(&map.mr).map_or(0, |m| m.size));
+            let (size, prefill_len) = region_index(system, &map.mr).map_or((0, 0), |r| (contents[r].size, contents[r].prefill_len()));
+            map_patches(&mut out, i, map, size, prefill_len);
         }
         for sv in &pd.setvars {
             let region = system.memory_regions.iter().position(|m| m.name == sv.region_paddr).unwrap_or(0);
@@ -651,6 +686,7 @@ fn collect_patches(system: &SystemDescription) -> Vec<Patch> {
     }
     // Every instance starts from its template's snapshot, so these values are what every
     // instance sees.
+    let sizes: Vec<u64> = contents.iter().map(|c| c.size).collect();
     let n_pds = system.protection_domains.len();
     for (t, template) in system.templates.iter().enumerate() {
         let i = n_pds + t;
@@ -661,7 +697,12 @@ fn collect_patches(system: &SystemDescription) -> Vec<Patch> {
         }
         grants.patches(&mut out, i, &template.name, template.passive);
         for tm in &template.maps {
-            map_patches(&mut out, i, &tm.map, template_map_size(system, template, tm));
+            // Instance regions have no prefill (the description refuses setvar_prefill_size on them).
+            let prefill_len = match tm.target {
+                sysdesc::RegionRef::Static(r) => contents[r].prefill_len(),
+                sysdesc::RegionRef::Instance(_) => 0,
+            };
+            map_patches(&mut out, i, &tm.map, template_map_size(&sizes, template, tm), prefill_len);
         }
     }
     out
@@ -703,7 +744,7 @@ fn apply_patch(cx: &mut Ctx, p: &Patch, pd: &mut LoadedPd, bytes: &[u8]) {
                     cx.error(
                         pos,
                         format!("value {v:#x} does not fit symbol '{}' ({} bytes) in {path}", p.symbol, bytes.len()),
-                        Some("declare the variable as a 64-bit integer (u64/usize)".to_string()),
+                        "declare the variable as a 64-bit integer (u64/usize)".to_string(),
                     );
                 }
             }
@@ -711,51 +752,91 @@ fn apply_patch(cx: &mut Ctx, p: &Patch, pd: &mut LoadedPd, bytes: &[u8]) {
         Err(PatchError::NotFound) => cx.error(
             pos,
             format!("symbol '{}' not found in {path}", p.symbol),
-            Some("declare it in the PD, e.g. `var!(NAME: usize = 0)`, and check the spelling".to_string()),
+            "declare it in the PD, e.g. `var!(NAME: usize = 0)`, and check the spelling".to_string(),
         ),
         Err(PatchError::TooSmall { have, need }) => cx.error(
             pos,
             format!("symbol '{}' in {path} has {have} bytes; {need} are needed", p.symbol),
-            Some("declare the variable as a 64-bit integer (u64/usize)".to_string()),
+            "declare the variable as a 64-bit integer (u64/usize)".to_string(),
         ),
-        Err(PatchError::NotInSegment) => cx.error(pos, format!("symbol '{}' in {path} is not in a loadable segment", p.symbol), None),
+        Err(PatchError::NotInSegment) => cx.error(
+            pos,
+            format!("symbol '{}' in {path} is not in a loadable segment", p.symbol),
+            "declare it as a static variable of the PD (in .data or .bss), e.g. with `var!`",
+        ),
         Err(PatchError::ReadOnly) => cx.error(
             pos,
             format!("symbol '{}' in {path} is in an executable segment and cannot be patched", p.symbol),
-            Some("make it a data variable (static in .data/.rodata)".to_string()),
+            "make it a data variable (static in .data/.rodata)".to_string(),
         ),
     }
 }
 
-/// Places every memory region after `cursor`; returns the placements, the prefill data per
-/// region, and the first free physical address.
+/// A memory region's size and initial contents, once its prefill file (if any) is read.
+pub(crate) struct RegionContents {
+    /// The region's size: as written, or from the prefill file.
+    pub size: u64,
+    /// The prefill file's bytes.
+    pub prefill: Option<Vec<u8>>,
+}
+
+impl RegionContents {
+    /// The prefill file's length (0 without one).
+    fn prefill_len(&self) -> u64 {
+        self.prefill.as_ref().map_or(0, |data| data.len() as u64)
+    }
+}
+
+/// Reads every region's prefill file and settles the region's size. A region whose file is
+/// missing or does not fit keeps its written size (an error is reported).
+fn read_prefills(cx: &mut Ctx, system: &SystemDescription, search: &[PathBuf]) -> Vec<RegionContents> {
+    let mut out = Vec::new();
+    for mr in &system.memory_regions {
+        let mut contents = RegionContents { size: mr.size, prefill: None };
+        if let Some(sysdesc::Prefill::Path(p)) = &mr.prefill {
+            let pos = mr.attr_pos("prefill_path");
+            match find_file(search, p).map(std::fs::read) {
+                Some(Ok(data)) => match mr.size_for_prefill(data.len() as u64) {
+                    Ok(size) => contents = RegionContents { size, prefill: Some(data) },
+                    Err(e) => {
+                        let hint = if data.is_empty() {
+                            "a prefill file must hold at least one byte; for a zeroed region remove prefill_path".to_string()
+                        } else {
+                            format!(
+                                "make size at least {:#x} (the file length rounded up to the page size), or remove size to take it from the file",
+                                (data.len() as u64).div_ceil(mr.page_size.max(1)).saturating_mul(mr.page_size.max(1))
+                            )
+                        };
+                        cx.error(pos, e, hint);
+                    }
+                },
+                Some(Err(e)) => cx.error(
+                    pos,
+                    format!("cannot read prefill file '{p}': {e}"),
+                    "check that the file is readable by the user running the build".to_string(),
+                ),
+                None => cx.error(pos, format!("prefill file '{p}' not found"), format!("searched: {}", search_list(search))),
+            }
+        }
+        out.push(contents);
+    }
+    out
+}
+
+/// Places every memory region (with its `contents`) after `cursor`; returns the placements, the
+/// prefill data per region, and the first free physical address.
 #[allow(clippy::type_complexity)]
 fn place_regions(
     cx: &mut Ctx,
     system: &SystemDescription,
     options: &Options,
+    contents: Vec<RegionContents>,
     mut cursor: u64,
 ) -> Result<(Vec<PlacedRegion>, Vec<(usize, Vec<u8>)>, u64), BuildError> {
     let board = options.board;
     let mut regions = Vec::new();
     let mut prefills = Vec::new();
-    for (i, mr) in system.memory_regions.iter().enumerate() {
-        let mut size = mr.size;
-        let mut prefill = None;
-        if let Some(sysdesc::Prefill::Path(p)) = &mr.prefill {
-            let pos = mr.attr_pos("prefill_path");
-            match find_file(&options.search_path, p).map(std::fs::read) {
-                Some(Ok(data)) => match mr.size_for_prefill(data.len() as u64) {
-                    Ok(s) => {
-                        size = s;
-                        prefill = Some(data);
-                    }
-                    Err(e) => cx.error(pos, e, None),
-                },
-                Some(Err(e)) => cx.error(pos, format!("cannot read prefill file '{p}': {e}"), None),
-                None => cx.error(pos, format!("prefill file '{p}' not found"), Some(format!("searched: {}", search_list(&options.search_path)))),
-            }
-        }
+    for (i, (mr, RegionContents { size, prefill })) in system.memory_regions.iter().zip(contents).enumerate() {
         let page = mr.page_size;
         let placed = match mr.phys_addr {
             Some(paddr) => {
@@ -764,7 +845,7 @@ fn place_regions(
                     cx.error(
                         mr.attr_pos("phys_addr"),
                         format!("memory region '{}' at {paddr:#x}..{:#x} is neither RAM nor a device of {}", mr.name, paddr + size, board.name),
-                        Some(format!("RAM is {:#x}..{:#x}; see the board's memory map in libs/bootinfo/src/board.rs", board.ram_base, board.ram_base + board.ram_size)),
+                        format!("RAM is {:#x}..{:#x}; see the board's memory map in libs/bootinfo/src/board.rs", board.ram_base, board.ram_base + board.ram_size),
                     );
                 }
                 let zero = if in_ram && prefill.is_none() { bootinfo::REGION_ZERO } else { 0 };
@@ -789,7 +870,7 @@ fn place_regions(
             cx.error(
                 mr.attr_pos("phys_addr"),
                 format!("memory region '{}' at {:#x}..{:#x} overlaps the kernel and boot image ({:#x}..{image_end:#x})", mr.name, r.paddr, r.paddr + r.size, board.kernel_paddr),
-                Some(format!("place it at or above {:#x}", align_up(image_end, r.page_size))),
+                format!("place it at or above {:#x}", align_up(image_end, r.page_size)),
             );
         }
     }

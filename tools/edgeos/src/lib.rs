@@ -2,6 +2,7 @@
 //! The `edgeos` binary (main.rs) is a thin command-line layer over it.
 #![forbid(unsafe_code)]
 
+pub mod boards;
 pub mod build;
 pub mod elf;
 pub mod graph;
@@ -29,5 +30,13 @@ impl Loaded {
     /// Parses and validates the description with aarch64 rules (every board so far is aarch64).
     pub fn parse(&self) -> Result<(sysdesc::SystemDescription, Vec<sysdesc::Diagnostic>), Vec<sysdesc::Diagnostic>> {
         sysdesc::parse(&self.name, &self.text, sysdesc::Arch::Aarch64)
+    }
+
+    /// Parses and validates the description with explicit options (architecture, cores).
+    pub fn parse_with(
+        &self,
+        options: &sysdesc::Options,
+    ) -> Result<(sysdesc::SystemDescription, Vec<sysdesc::Diagnostic>), Vec<sysdesc::Diagnostic>> {
+        sysdesc::parse_with(&self.name, &self.text, options)
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! edgeos check system.xml
+//! edgeos check --board x86_64_generic microkit-system.xml
 //! edgeos build system.xml --board qemu-virt-aarch64 --search-path build/elf -o build/edgeos.img
 //! edgeos graph system.xml -o system.dot --svg system.svg
 //! ```
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use edgeos_tool::{build, graph, load_description, Loaded};
+use edgeos_tool::{boards, build, graph, load_description, Loaded};
 
 #[derive(Parser)]
 #[command(name = "edgeos", version, about = "Check, build and draw EdgeOS system descriptions (Microkit dialect)")]
@@ -37,15 +38,21 @@ enum Command {
     Check {
         /// The system description (system.xml).
         file: PathBuf,
-        /// Validate for this board's architecture (aarch64 or x86_64 rules).
+        /// Validate for this board's architecture (aarch64 or x86_64 rules). Any Microkit 2.3.0
+        /// aarch64 or x86_64 board, in either spelling (`qemu_virt_aarch64` = `qemu-virt-aarch64`),
+        /// e.g. `x86_64_generic`, `rpi4b_4gb`, `odroidc4`.
         #[arg(long, default_value = "qemu-virt-aarch64")]
         board: String,
+        /// Number of cores of the configuration (as Microkit's `smp-*` configurations): `cpu`
+        /// attributes must name one of them, and domain scheduling needs exactly 1. Default: 1.
+        #[arg(long, value_name = "N")]
+        cores: Option<u32>,
     },
     /// Build one bootable image from a system description and the program images it names.
     Build {
         /// The system description (system.xml).
         file: PathBuf,
-        /// Target board.
+        /// Target board; images can be built for qemu-virt-aarch64 (or `qemu_virt_aarch64`).
         #[arg(long, default_value = "qemu-virt-aarch64")]
         board: String,
         /// Folders searched for program images (and the kernel), in order; the description's own
@@ -61,6 +68,11 @@ enum Command {
         /// Where to write the human-readable report; default: the image path with `.report.txt`.
         #[arg(short, long)]
         report: Option<PathBuf>,
+        /// Build a test image: root PDs may end the run with an exit status (the kernel powers
+        /// QEMU off and the status becomes QEMU's exit code, through semihosting). Sets the boot
+        /// blob's FLAG_DEBUG_EXIT; never use it for a production image.
+        #[arg(long)]
+        debug_exit: bool,
     },
     /// Print the PD / channel / memory graph as Graphviz DOT.
     Graph {
@@ -72,6 +84,12 @@ enum Command {
         /// Also render an SVG with Graphviz `dot` (when installed).
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
+        /// Validate for this board first, as `check --board` does.
+        #[arg(long, default_value = "qemu-virt-aarch64")]
+        board: String,
+        /// Number of cores, as `check --cores`.
+        #[arg(long, value_name = "N")]
+        cores: Option<u32>,
     },
 }
 
@@ -111,19 +129,24 @@ fn error_summary(diags: &[sysdesc::Diagnostic], file: &Path) -> String {
     format!("{}: {} error{} found", file.display(), errors, if errors == 1 { "" } else { "s" })
 }
 
+/// The board `build` makes an image for.
 fn board(name: &str) -> Result<&'static bootinfo::board::Board, String> {
-    bootinfo::board::by_name(name).ok_or_else(|| {
-        let known: Vec<&str> = bootinfo::board::BOARDS.iter().map(|b| b.name).collect();
-        format!("error: unknown board '{name}' (known boards: {})", known.join(", "))
-    })
+    if let Some(board) = boards::buildable(name) {
+        return Ok(board);
+    }
+    let what = if boards::find(name).is_some() { "cannot build images for board" } else { "unknown board" };
+    Err(format!(
+        "error: {what} '{name}' (images can be built for: {})\n  help: `edgeos check --board {name}` validates a description for any Microkit board",
+        boards::buildable_names()
+    ))
 }
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Check { file, board: b } => {
-            board(&b)?;
+        Command::Check { file, board: b, cores } => {
+            let options = boards::check_options(&b, cores)?;
             let loaded = load_description(&file)?;
-            match loaded.parse() {
+            match loaded.parse_with(&options) {
                 Ok((_, warnings)) => {
                     report(&loaded, &warnings, cli.format);
                     println!("{}: ok", file.display());
@@ -135,10 +158,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
             }
         }
-        Command::Build { file, board: b, search_path, kernel, output, report: report_path } => {
+        Command::Build { file, board: b, search_path, kernel, output, report: report_path, debug_exit } => {
             let board = board(&b)?;
             let loaded = load_description(&file)?;
-            let (system, warnings) = match loaded.parse() {
+            let parse_options = sysdesc::Options { arch: sysdesc::Arch::Aarch64, cores: board.cores };
+            let (system, warnings) = match loaded.parse_with(&parse_options) {
                 Ok(ok) => ok,
                 Err(diags) => {
                     report(&loaded, &diags, cli.format);
@@ -150,7 +174,7 @@ fn run(cli: Cli) -> Result<(), String> {
             if let Some(dir) = file.parent() {
                 search.push(if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir.to_path_buf() });
             }
-            let options = build::Options { board, search_path: search, kernel };
+            let options = build::Options { board, search_path: search, kernel, debug_exit };
             match build::build(&loaded, &system, &options) {
                 Ok(built) => {
                     let report_path = report_path.unwrap_or_else(|| {
@@ -176,9 +200,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 Err(build::BuildError::Other(message)) => Err(format!("error: {message}")),
             }
         }
-        Command::Graph { file, output, svg } => {
+        Command::Graph { file, output, svg, board: b, cores } => {
+            let options = boards::check_options(&b, cores)?;
             let loaded = load_description(&file)?;
-            let system = match loaded.parse() {
+            let system = match loaded.parse_with(&options) {
                 Ok((system, _)) => system,
                 Err(diags) => {
                     report(&loaded, &diags, cli.format);

@@ -32,6 +32,7 @@ pub(crate) fn write(l: &Layout, image_len: usize) -> String {
     let _ = writeln!(w, "board:            {}", l.board.name);
     let _ = writeln!(w, "kernel:           {}", l.kernel_path.display());
     let _ = writeln!(w, "image file:       {}", kib(image_len as u64));
+    let _ = writeln!(w, "debug exit:       {}", if l.debug_exit { "on (test image)" } else { "off" });
     let _ = writeln!(w);
     let _ = writeln!(w, "Physical memory");
     let _ = writeln!(w, "---------------");
@@ -240,7 +241,8 @@ fn templates(w: &mut String, l: &Layout) {
         }
         for tm in &t.maps {
             let m = &tm.map;
-            let size = crate::build::template_map_size(s, t, tm);
+            let sizes: Vec<u64> = l.regions.iter().map(|r| r.size).collect();
+            let size = crate::build::template_map_size(&sizes, t, tm);
             let what = match tm.target {
                 sysdesc::RegionRef::Instance(_) => "the instance's own".to_string(),
                 sysdesc::RegionRef::Static(r) => format!("shared @ {:#x}", l.regions[r].paddr),

@@ -283,3 +283,24 @@ fn fixed_ram_regions_leave_the_ram_below_them_to_the_kernel() {
     assert_eq!(info.reserved_end_paddr(), shared.paddr + 0x1000);
     assert!(info.reserved_end_paddr() < 0x4100_0000);
 }
+
+#[test]
+fn debug_exit_marks_a_test_image() {
+    let env = Env::new();
+    env.program("a.elf", common::pd_program(&[]));
+    let xml = r#"<system>
+    <protection_domain name="a">
+        <program_image path="a.elf" />
+    </protection_domain>
+</system>"#;
+    let (image, report) = env.build_with(xml, true).expect("builds");
+    let (blob, _) = blob_of(&image);
+    assert_eq!(BootInfo::parse(&blob).unwrap().flags(), bootinfo::FLAG_DEBUG_EXIT);
+    assert!(report.contains("\ndebug exit:       on (test image)\n"), "{report}");
+
+    // Without it, a production image: no PD can end the run.
+    let (image, report) = env.build(xml).expect("builds");
+    let (blob, _) = blob_of(&image);
+    assert_eq!(BootInfo::parse(&blob).unwrap().flags(), 0);
+    assert!(report.contains("\ndebug exit:       off\n"), "{report}");
+}

@@ -1,5 +1,7 @@
 //! The `edgeos` command line: exit codes, both error formats, graph output.
 
+mod common;
+
 use std::process::Command;
 
 fn edgeos(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
@@ -77,7 +79,44 @@ fn unreadable_file_and_unknown_board_are_clear_errors() {
     std::fs::write(dir.path().join("system.xml"), VALID).unwrap();
     let (code, _, stderr) = edgeos(&["check", "--board", "pdp11", "system.xml"], dir.path());
     assert_eq!(code, 1);
-    assert!(stderr.contains("unknown board 'pdp11' (known boards: qemu-virt-aarch64)"), "{stderr}");
+    assert!(stderr.starts_with("error: unknown board 'pdp11'\n  help: known boards: tqma8xqp1gb, "), "{stderr}");
+    assert!(stderr.contains("x86_64_generic"), "{stderr}");
+}
+
+#[test]
+fn build_debug_exit_sets_the_blob_flag_and_is_documented() {
+    let (code, help, _) = edgeos(&["build", "--help"], std::path::Path::new("."));
+    assert_eq!(code, 0);
+    assert!(help.contains("--debug-exit") && help.contains("exit status"), "{help}");
+
+    let env = common::Env::new();
+    env.program("a.elf", common::pd_program(&[]));
+    env.program("b.elf", common::pd_program(&[]));
+    std::fs::write(env.path().join("system.xml"), VALID).unwrap();
+    // Microkit's spelling of the board works too.
+    let args = ["build", "system.xml", "--board", "qemu_virt_aarch64", "--debug-exit", "-o", "t.img"];
+    let (code, _, stderr) = edgeos(&args, env.path());
+    assert_eq!(code, 0, "{stderr}");
+    let image = std::fs::read(env.path().join("t.img")).unwrap();
+    let (blob, _) = common::blob_of(&image);
+    assert_eq!(bootinfo::BootInfo::parse(&blob).unwrap().flags(), bootinfo::FLAG_DEBUG_EXIT);
+    let report = std::fs::read_to_string(env.path().join("t.img.report.txt")).unwrap();
+    assert!(report.contains("debug exit:       on (test image)"), "{report}");
+}
+
+#[test]
+fn build_refuses_boards_it_cannot_build_for() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("system.xml"), VALID).unwrap();
+    let (code, _, stderr) = edgeos(&["build", "system.xml", "--board", "x86_64_generic", "-o", "x.img"], dir.path());
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with("error: cannot build images for board 'x86_64_generic' (images can be built for: qemu-virt-aarch64)"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = edgeos(&["build", "system.xml", "--board", "pdp11", "-o", "x.img"], dir.path());
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with("error: unknown board 'pdp11' (images can be built for: qemu-virt-aarch64)"), "{stderr}");
 }
 
 #[test]

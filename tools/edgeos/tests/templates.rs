@@ -287,3 +287,27 @@ fn a_fork_quota_must_hold_one_instance() {
         ]
     );
 }
+
+#[test]
+fn template_maps_of_prefilled_regions_get_the_region_size_and_file_length() {
+    let env = Env::new();
+    programs(&env);
+    env.program("echo.elf", common::pd_program(&["rx_data", "rx_data_size", "virt_channel", "config", "config_size", "config_len"]));
+    env.program("config.bin", vec![7u8; 0x1801]);
+    // 'config' loses its size and gets a prefill file instead; the template map asks for both.
+    let xml = FEATHERWEIGHT
+        .replace(r#"<memory_region name="config" size="0x1000" />"#, r#"<memory_region name="config" prefill_path="config.bin" />"#)
+        .replace(
+            r#"setvar_vaddr="config" />"#,
+            r#"setvar_vaddr="config" setvar_size="config_size" setvar_prefill_size="config_len" />"#,
+        );
+    let (image, _) = env.build(&xml).expect("builds");
+    let (blob, _) = blob_of(&image);
+    let info = BootInfo::parse(&blob).unwrap();
+    let echo = info.template(0);
+    let data_seg = info.template_segments(&echo).map(|i| info.segment(i)).find(|s| s.perms.write).unwrap();
+    let data = info.segment_data(&data_seg);
+    assert_eq!(word(data, 0x201120), 0x2000, "config_size: the file length rounded up to a page");
+    assert_eq!(word(data, 0x201128), 0x1801, "config_len: the file length");
+    assert_eq!(info.region(0).size, 0x2000);
+}

@@ -144,13 +144,14 @@ impl<'t> Ctx<'t> {
 
     // ----- reporting -------------------------------------------------------
 
-    pub fn error(&mut self, pos: Pos, message: String, hint: Option<String>) {
+    /// Reports an error. The hint is required: every error says what to do about it.
+    pub fn error(&mut self, pos: Pos, message: String, hint: String) {
         self.diags.push(Diagnostic::at(
             Severity::Error,
             self.file,
             pos,
             message,
-            hint,
+            Some(hint),
         ));
     }
 
@@ -174,7 +175,7 @@ impl<'t> Ctx<'t> {
                 self.error(
                     pos,
                     format!("{owner} has more than one {tag} (the first is at line {line})"),
-                    Some(hint.into()),
+                    hint.into(),
                 );
             }
             None => *slot = Some(value),
@@ -234,7 +235,7 @@ impl<'t> Ctx<'t> {
             self.error(
                 pos,
                 format!("unknown attribute '{name}' on element '{tag}'"),
-                Some(hint),
+                hint,
             );
         }
     }
@@ -269,7 +270,7 @@ impl<'t> Ctx<'t> {
                 self.error(
                     pos,
                     format!("attribute '{name}' on element '{tag}' must not be empty"),
-                    None,
+                    format!("give '{tag}' a non-empty {name}, e.g. {name}=\"example\""),
                 );
                 self.mark_bad(self.pos_elem(node), name);
                 String::new()
@@ -288,7 +289,7 @@ impl<'t> Ctx<'t> {
         self.error(
             pos,
             format!("missing required attribute '{name}' on element '{tag}'"),
-            Some(format!("add {name}=\"...\" to this '{tag}'")),
+            format!("add {name}=\"...\" to this '{tag}'"),
         );
         self.mark_bad(pos, name);
     }
@@ -307,15 +308,23 @@ impl<'t> Ctx<'t> {
             Ok(value) => Ok(Some(value)),
             Err(err) => {
                 let tag = self.tag(node);
+                // Microkit strips only a lowercase "0x" before parsing hex, so `0X` is refused
+                // there too; say so rather than leave a puzzle.
+                let hint = match raw.trim_start_matches('-').strip_prefix("0X") {
+                    Some(digits) => format!(
+                        "the hex prefix is a lowercase 0x (as in Microkit): write 0x{digits}"
+                    ),
+                    None => {
+                        "write a decimal number or 0x-prefixed hex, optionally with '_' separators"
+                            .into()
+                    }
+                };
                 self.error(
                     pos,
                     format!(
                         "invalid number '{raw}' for attribute '{name}' on element '{tag}': {err}"
                     ),
-                    Some(
-                        "write a decimal number or 0x-prefixed hex, optionally with '_' separators"
-                            .into(),
-                    ),
+                    hint,
                 );
                 self.mark_bad(self.pos_elem(node), name);
                 Err(Reported)
@@ -359,7 +368,7 @@ impl<'t> Ctx<'t> {
         self.error(
             pos,
             format!("{what} {value} is out of range (0..={max}) on element '{tag}'"),
-            Some(hint.to_string()),
+            hint.to_string(),
         );
         self.mark_bad(element, name);
         false
@@ -398,7 +407,7 @@ impl<'t> Ctx<'t> {
                 self.error(
                     pos,
                     format!("invalid boolean '{raw}' for attribute '{name}' on element '{tag}'"),
-                    Some("booleans are exactly 'true' or 'false'".into()),
+                    "booleans are exactly 'true' or 'false'".into(),
                 );
                 self.mark_bad(self.pos_elem(node), name);
                 None
@@ -425,7 +434,7 @@ impl<'t> Ctx<'t> {
         self.error(
             pos,
             format!("invalid value '{raw}' for attribute '{name}' on element '{tag}'"),
-            Some(format!("'{name}' is one of {}", words.join(", "))),
+            format!("'{name}' is one of {}", words.join(", ")),
         );
         self.mark_bad(self.pos_elem(node), name);
         default
@@ -458,7 +467,7 @@ impl<'t> Ctx<'t> {
                 self.error(
                     pos,
                     format!("unexpected text '{shown}{more}' in element '{tag}'"),
-                    Some("only elements and comments may appear here".into()),
+                    "only elements and comments may appear here".into(),
                 );
             } else if child.is_pi() {
                 let range = child.range();
@@ -466,7 +475,7 @@ impl<'t> Ctx<'t> {
                 self.error(
                     pos,
                     format!("unexpected processing instruction in element '{tag}'"),
-                    Some("only elements and comments may appear here".into()),
+                    "only elements and comments may appear here".into(),
                 );
             }
         }
@@ -484,7 +493,7 @@ impl<'t> Ctx<'t> {
         self.error(
             pos,
             format!("unknown element '{name}' in '{parent_tag}'"),
-            Some(hint),
+            hint,
         );
     }
 

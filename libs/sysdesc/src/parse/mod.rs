@@ -77,7 +77,7 @@ pub(crate) fn parse_document(ctx: &mut Ctx, doc: &roxmltree::Document) -> Option
         ctx.error(
             pos,
             format!("root element must be 'system', found '{tag}'"),
-            Some("a system description is one <system> element".into()),
+            "a system description is one <system> element".into(),
         );
         return None;
     }
@@ -113,7 +113,7 @@ pub(crate) fn parse_document(ctx: &mut Ctx, doc: &roxmltree::Document) -> Option
                     ctx.error(
                         ctx.pos_elem(child),
                         "more than one 'domains' element".into(),
-                        Some("put every domain and the one schedule in a single <domains>".into()),
+                        "put every domain and the one schedule in a single <domains>".into(),
                     );
                 } else {
                     let (schedule, names) = parse_domains(ctx, child);
@@ -134,7 +134,7 @@ pub(crate) fn parse_document(ctx: &mut Ctx, doc: &roxmltree::Document) -> Option
                 ctx.error(
                     ctx.pos_elem(child),
                     "element 'virtual_machine' must be inside a 'protection_domain'".into(),
-                    Some("a virtual machine is managed by the PD it is declared in".into()),
+                    "a virtual machine is managed by the PD it is declared in".into(),
                 );
             }
             _ => ctx.unknown_element(child, root, SYSTEM_CHILDREN),

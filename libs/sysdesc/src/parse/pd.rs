@@ -85,7 +85,7 @@ pub(super) fn parse_pd(
         ctx.error(
             pos,
             format!("protection_domain nested more than {MAX_NESTING} levels deep"),
-            Some("a description holds at most 63 PDs".into()),
+            "a description holds at most 63 PDs".into(),
         );
         return;
     }
@@ -98,7 +98,7 @@ pub(super) fn parse_pd(
                 ctx.error(
                     ctx.pos_attr(&attr),
                     format!("attribute '{name}' is only allowed on a nested protection_domain"),
-                    Some("only a child PD (declared inside its parent) has a child id".into()),
+                    "only a child PD (declared inside its parent) has a child id".into(),
                 );
             }
         }
@@ -118,7 +118,7 @@ pub(super) fn parse_pd(
                 "smc=\"true\" on element 'protection_domain' is only available on aarch64, not {}",
                 ctx.opts.arch
             ),
-            Some("SMC calls are an ARM feature; remove the attribute".into()),
+            "SMC calls are an ARM feature; remove the attribute".into(),
         );
     }
     let fpu = ctx.boolean(node, "fpu", true);
@@ -231,7 +231,7 @@ pub(super) fn parse_pd(
                     ctx.error(
                         child_pos,
                         format!("element 'ioport' is only available on x86_64, not {}", ctx.opts.arch),
-                        Some("I/O ports are an x86 feature; map device registers with a memory_region instead".into()),
+                        "I/O ports are an x86 feature; map device registers with a memory_region instead".into(),
                     );
                 }
             }
@@ -258,7 +258,7 @@ pub(super) fn parse_pd(
         ctx.error(
             pos,
             format!("protection domain '{shown_name}' has no program_image"),
-            Some("add <program_image path=\"NAME.elf\"/> inside the protection_domain".into()),
+            "add <program_image path=\"NAME.elf\"/> inside the protection_domain".into(),
         );
     }
     let pd = &mut pds[index];
@@ -302,7 +302,7 @@ pub(super) fn scheduling(ctx: &mut Ctx, node: Node) -> (u64, u64) {
             ctx.error(
                 ctx.attr_pos(node, name),
                 format!("{name} must be greater than 0 on element '{tag}'"),
-                Some("budget and period are in microseconds".into()),
+                "budget and period are in microseconds".into(),
             );
             ctx.mark_bad(element, name);
         }
@@ -321,7 +321,7 @@ pub(super) fn scheduling(ctx: &mut Ctx, node: Node) -> (u64, u64) {
             format!(
                 "budget {budget_value} is greater than period {period_value} on element '{tag}'"
             ),
-            Some("a budget is the time a PD may run in each period; make budget <= period".into()),
+            "a budget is the time a PD may run in each period; make budget <= period".into(),
         );
     }
     (budget_value, period_value)
@@ -344,7 +344,7 @@ pub(super) fn stack_size(ctx: &mut Ctx, node: Node) -> u64 {
                 hex(MIN_STACK),
                 hex(MAX_STACK)
             ),
-            Some("a PD stack is 4 KiB to 16 MiB".into()),
+            "a PD stack is 4 KiB to 16 MiB".into(),
         );
         ctx.mark_bad(element, "stack_size");
         DEFAULT_STACK
@@ -356,10 +356,10 @@ pub(super) fn stack_size(ctx: &mut Ctx, node: Node) -> u64 {
                 hex(size),
                 hex(SMALL_PAGE)
             ),
-            Some(format!(
+            format!(
                 "round it up to {}",
                 hex(size.div_ceil(SMALL_PAGE) * SMALL_PAGE)
-            )),
+            ),
         );
         ctx.mark_bad(element, "stack_size");
         DEFAULT_STACK
@@ -382,10 +382,10 @@ fn parse_cpu(ctx: &mut Ctx, node: Node, name: &'static str) -> Option<u64> {
         format!(
             "cpu {cpu} does not name an existing core on element '{tag}' (this configuration has {cores} {plural})"
         ),
-        Some(format!(
+        format!(
             "cores are numbered 0..={}",
             cores.saturating_sub(1)
-        )),
+        ),
     );
     ctx.mark_bad(ctx.pos_elem(node), name);
     None
@@ -426,7 +426,7 @@ pub(super) fn map_perms(ctx: &mut Ctx, node: Node) -> Perms {
                     format!(
                         "invalid perms '{raw}' on element '{tag}': '{c}' is not one of r, w, x"
                     ),
-                    Some("perms is a combination of the letters r, w and x, e.g. \"rw\"".into()),
+                    "perms is a combination of the letters r, w and x, e.g. \"rw\"".into(),
                 );
                 ctx.mark_bad(element, "perms");
                 return Perms::RW;
@@ -437,7 +437,7 @@ pub(super) fn map_perms(ctx: &mut Ctx, node: Node) -> Perms {
         ctx.error(
             pos,
             format!("perms must not be empty on element '{tag}'"),
-            Some("give at least \"r\"; leave the attribute out for the default \"rw\"".into()),
+            "give at least \"r\"; leave the attribute out for the default \"rw\"".into(),
         );
         ctx.mark_bad(element, "perms");
         return Perms::RW;
@@ -446,7 +446,7 @@ pub(super) fn map_perms(ctx: &mut Ctx, node: Node) -> Perms {
         ctx.error(
             pos,
             format!("perms '{raw}' on element '{tag}' are write-only (w without r)"),
-            Some("write-only mappings are not allowed; add 'r'".into()),
+            "write-only mappings are not allowed; add 'r'".into(),
         );
         ctx.mark_bad(element, "perms");
         return Perms::RW;
@@ -491,7 +491,8 @@ fn parse_irq(ctx: &mut Ctx, node: Node) -> Option<Irq> {
                 ctx.error(
                     pos,
                     format!("the x86 {form} form of element 'irq' is not valid on aarch64"),
-                    Some("on aarch64 an irq is <irq irq=\"N\" id=\"CHANNEL\" trigger=\"level|edge\"/>".into()),
+                    "on aarch64 an irq is <irq irq=\"N\" id=\"CHANNEL\" trigger=\"level|edge\"/>"
+                        .into(),
                 );
                 return None;
             }
@@ -552,14 +553,14 @@ fn parse_irq(ctx: &mut Ctx, node: Node) -> Option<Irq> {
                 ctx.error(
                     ctx.attr_pos(node, "irq"),
                     "the ARM form (irq=) of element 'irq' is not valid on x86_64".into(),
-                    Some("on x86_64 use the IOAPIC form (id, pin, vector) or the MSI form (id, pcidev, handle, vector)".into()),
+                    "on x86_64 use the IOAPIC form (id, pin, vector) or the MSI form (id, pcidev, handle, vector)".into(),
                 );
                 None
             } else {
                 ctx.error(
                     pos,
                     "element 'irq' on x86_64 needs 'pin' (IOAPIC form) or 'pcidev' (MSI form)".into(),
-                    Some("IOAPIC: <irq id=\"N\" pin=\"P\" vector=\"V\"/>; MSI: <irq id=\"N\" pcidev=\"BB:DD.F\" handle=\"H\" vector=\"V\"/>".into()),
+                    "IOAPIC: <irq id=\"N\" pin=\"P\" vector=\"V\"/>; MSI: <irq id=\"N\" pcidev=\"BB:DD.F\" handle=\"H\" vector=\"V\"/>".into(),
                 );
                 None
             }
@@ -615,7 +616,7 @@ pub(super) fn pci_attr(ctx: &mut Ctx, node: Node, name: &'static str) -> Option<
             ctx.error(
                 pos,
                 format!("invalid {name} on element '{tag}': {message}"),
-                Some("write bus:device.function in hex, bus <= ff, device <= 1f, function <= 7, e.g. 00:03.0".into()),
+                "write bus:device.function in hex, bus <= ff, device <= 1f, function <= 7, e.g. 00:03.0".into(),
             );
             ctx.mark_bad(ctx.pos_elem(node), name);
             None
@@ -634,7 +635,7 @@ fn parse_ioport(ctx: &mut Ctx, node: Node) -> IoPort {
         ctx.error(
             ctx.attr_pos(node, "size"),
             "size must be greater than 0 on element 'ioport'".into(),
-            Some("size is the number of consecutive ports".into()),
+            "size is the number of consecutive ports".into(),
         );
         ctx.mark_bad(element, "size");
     }
@@ -647,7 +648,7 @@ fn parse_ioport(ctx: &mut Ctx, node: Node) -> IoPort {
                     hex(addr),
                     hex(addr.saturating_add(size))
                 ),
-                Some("x86 I/O ports are 0x0..=0xffff".into()),
+                "x86 I/O ports are 0x0..=0xffff".into(),
             );
             ctx.mark_bad(element, "size");
         }
@@ -708,7 +709,7 @@ fn parse_vm(ctx: &mut Ctx, node: Node) -> VirtualMachine {
         ctx.error(
             pos,
             format!("virtual machine '{shown}' has no vcpu"),
-            Some("add at least one <vcpu id=\"0\"/>".into()),
+            "add at least one <vcpu id=\"0\"/>".into(),
         );
     }
     VirtualMachine {

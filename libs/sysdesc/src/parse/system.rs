@@ -36,7 +36,7 @@ pub(super) fn parse_mr(ctx: &mut Ctx, node: Node) -> MemoryRegion {
                     "page_size {} is not supported on element 'memory_region'",
                     hex(size)
                 ),
-                Some("page_size is 0x1000 (4 KiB) or 0x200000 (2 MiB)".into()),
+                "page_size is 0x1000 (4 KiB) or 0x200000 (2 MiB)".into(),
             );
             ctx.mark_bad(pos, "page_size");
             None
@@ -51,7 +51,7 @@ pub(super) fn parse_mr(ctx: &mut Ctx, node: Node) -> MemoryRegion {
             ctx.error(
                 at,
                 "attribute 'prefill_path' on element 'memory_region' must not be empty".into(),
-                Some("name the file to copy into the region".into()),
+                "name the file to copy into the region".into(),
             );
             ctx.mark_bad(pos, "prefill_path");
             None
@@ -68,7 +68,7 @@ pub(super) fn parse_mr(ctx: &mut Ctx, node: Node) -> MemoryRegion {
                     "attribute 'prefill_bootinfo' on element 'memory_region' is only available on x86_64, not {}",
                     ctx.opts.arch
                 ),
-                Some("boot information prefills are x86 boot data".into()),
+                "boot information prefills are x86 boot data".into(),
             );
             ctx.mark_bad(pos, "prefill_bootinfo");
             None
@@ -82,7 +82,7 @@ pub(super) fn parse_mr(ctx: &mut Ctx, node: Node) -> MemoryRegion {
                     format!(
                         "unknown boot information kind '{kind}' for attribute 'prefill_bootinfo' on element 'memory_region'"
                     ),
-                    Some(format!("prefill_bootinfo is one of {}", kinds.join(", "))),
+                    format!("prefill_bootinfo is one of {}", kinds.join(", ")),
                 );
                 ctx.mark_bad(pos, "prefill_bootinfo");
                 None
@@ -95,7 +95,7 @@ pub(super) fn parse_mr(ctx: &mut Ctx, node: Node) -> MemoryRegion {
         ctx.error(
             pos,
             "memory_region has both 'prefill_path' and 'prefill_bootinfo'".into(),
-            Some("a region is filled from a file or from boot information, never both".into()),
+            "a region is filled from a file or from boot information, never both".into(),
         );
     }
     let prefill = match (prefill_path, bootinfo) {
@@ -109,7 +109,7 @@ pub(super) fn parse_mr(ctx: &mut Ctx, node: Node) -> MemoryRegion {
             ctx.error(
                 ctx.attr_pos(node, "size"),
                 "size must be greater than 0 on element 'memory_region'".into(),
-                None,
+                "give the region at least one page, e.g. size=\"0x1000\"".into(),
             );
             ctx.mark_bad(pos, "size");
             (0, true)
@@ -123,10 +123,10 @@ pub(super) fn parse_mr(ctx: &mut Ctx, node: Node) -> MemoryRegion {
                         hex(size),
                         hex(min_page)
                     ),
-                    Some(format!(
+                    format!(
                         "round it up to {}",
                         hex(size.div_ceil(min_page).saturating_mul(min_page))
-                    )),
+                    ),
                 );
                 ctx.mark_bad(pos, "size");
             }
@@ -152,7 +152,7 @@ pub(super) fn parse_mr(ctx: &mut Ctx, node: Node) -> MemoryRegion {
                         hex(addr),
                         hex(min_page)
                     ),
-                    Some("a physical address must be a multiple of the region's page size".into()),
+                    "a physical address must be a multiple of the region's page size".into(),
                 );
                 ctx.mark_bad(pos, "phys_addr");
             } else if addr.checked_add(size).is_none() {
@@ -163,7 +163,7 @@ pub(super) fn parse_mr(ctx: &mut Ctx, node: Node) -> MemoryRegion {
                         hex(addr),
                         hex(size)
                     ),
-                    None,
+                    "check phys_addr and size: the region must end below 2^64".into(),
                 );
                 ctx.mark_bad(pos, "phys_addr");
             }
@@ -226,7 +226,7 @@ fn parse_end(ctx: &mut Ctx, node: Node) -> ParsedEnd {
         ctx.error(
             ctx.attr_pos(node, "template"),
             "channel end names both a 'pd' and a 'template'".into(),
-            Some("an end is on one static PD (pd=\"...\") or on a template's instances (template=\"...\")".into()),
+            "an end is on one static PD (pd=\"...\") or on a template's instances (template=\"...\")".into(),
         );
     }
     let name = if has_template {
@@ -280,10 +280,8 @@ pub(super) fn parse_channel(ctx: &mut Ctx, node: Node) -> Option<ParsedChannel> 
         ctx.error(
             pos,
             format!("channel must have exactly two 'end' elements, found {count}"),
-            Some(
-                "a channel joins exactly two PDs: <end pd=\"A\" id=\"0\"/><end pd=\"B\" id=\"0\"/>"
-                    .into(),
-            ),
+            "a channel joins exactly two PDs: <end pd=\"A\" id=\"0\"/><end pd=\"B\" id=\"0\"/>"
+                .into(),
         );
         return None;
     };
@@ -291,10 +289,8 @@ pub(super) fn parse_channel(ctx: &mut Ctx, node: Node) -> Option<ParsedChannel> 
         ctx.error(
             b.attr_pos("pp"),
             "pp is set on both ends of the channel".into(),
-            Some(
-                "a protected procedure call goes one way: set pp=\"true\" only on the caller's end"
-                    .into(),
-            ),
+            "a protected procedure call goes one way: set pp=\"true\" only on the caller's end"
+                .into(),
         );
     }
     Some(match (a, b) {
@@ -324,10 +320,8 @@ pub(super) fn parse_channel(ctx: &mut Ctx, node: Node) -> Option<ParsedChannel> 
                     "channel joins two templates ('{}' and '{}')",
                     a.template, b.template
                 ),
-                Some(
-                    "a channel array joins a template's instances to one static protection domain"
-                        .into(),
-                ),
+                "a channel array joins a template's instances to one static protection domain"
+                    .into(),
             );
             return None;
         }
@@ -348,7 +342,7 @@ pub(super) fn parse_domains(ctx: &mut Ctx, node: Node) -> (Option<DomainSchedule
                 "element 'domains' is not allowed on a multi-core configuration ({} cores)",
                 ctx.opts.cores
             ),
-            Some("the domain scheduler needs a single-core configuration".into()),
+            "the domain scheduler needs a single-core configuration".into(),
         );
     }
     let mut domains: Vec<Domain> = Vec::new();
@@ -379,7 +373,7 @@ pub(super) fn parse_domains(ctx: &mut Ctx, node: Node) -> (Option<DomainSchedule
                             format!(
                                 "duplicate domain name '{name}' (first declared at line {line})"
                             ),
-                            Some("domain names are unique".into()),
+                            "domain names are unique".into(),
                         );
                     }
                 }
@@ -389,7 +383,7 @@ pub(super) fn parse_domains(ctx: &mut Ctx, node: Node) -> (Option<DomainSchedule
                         ctx.error(
                             ctx.attr_pos(child, "id"),
                             format!("duplicate domain id {id} (first used at line {line})"),
-                            Some("domain ids are unique; leave 'id' out to get a free one".into()),
+                            "domain ids are unique; leave 'id' out to get a free one".into(),
                         );
                     }
                 }
@@ -397,7 +391,7 @@ pub(super) fn parse_domains(ctx: &mut Ctx, node: Node) -> (Option<DomainSchedule
                     ctx.error(
                         child_pos,
                         format!("too many domains: at most {MAX_DOMAINS} may be declared"),
-                        None,
+                        format!("merge domains so that at most {MAX_DOMAINS} remain; a domain may hold many PDs"),
                     );
                 }
                 domains.push(Domain {
@@ -412,7 +406,7 @@ pub(super) fn parse_domains(ctx: &mut Ctx, node: Node) -> (Option<DomainSchedule
                     ctx.error(
                         child_pos,
                         "more than one 'domain_schedule' in 'domains'".into(),
-                        Some("a description has exactly one domain schedule".into()),
+                        "a description has exactly one domain schedule".into(),
                     );
                 } else {
                     schedule_node = Some(child);
@@ -439,7 +433,7 @@ pub(super) fn parse_domains(ctx: &mut Ctx, node: Node) -> (Option<DomainSchedule
         ctx.error(
             pos,
             "element 'domains' has no 'domain_schedule'".into(),
-            Some("add <domain_schedule> with the schedule entries".into()),
+            "add <domain_schedule> with the schedule entries".into(),
         );
         return (None, names);
     };
@@ -460,7 +454,7 @@ pub(super) fn parse_domains(ctx: &mut Ctx, node: Node) -> (Option<DomainSchedule
                     ctx.error(
                         ctx.attr_pos(child, "domain"),
                         format!("schedule_entry names domain '{domain}', which is not declared in 'domains'"),
-                        Some("declare it with <domain name=\"...\"/>".into()),
+                        "declare it with <domain name=\"...\"/>".into(),
                     );
                 }
                 let duration = ctx
@@ -495,7 +489,7 @@ pub(super) fn parse_domains(ctx: &mut Ctx, node: Node) -> (Option<DomainSchedule
                             "more than one schedule_end_marker (the first is at line {})",
                             first.line
                         ),
-                        None,
+                        "a schedule has at most one end marker; remove this one".into(),
                     );
                 }
                 end_marker.get_or_insert(child_pos);
@@ -514,7 +508,7 @@ pub(super) fn parse_domains(ctx: &mut Ctx, node: Node) -> (Option<DomainSchedule
             ctx.error(
                 child_pos,
                 format!("too many schedule entries: at most {MAX_SCHEDULE_ENTRIES} are allowed"),
-                None,
+                format!("shorten the schedule to {MAX_SCHEDULE_ENTRIES} entries, e.g. by merging neighbouring entries of one domain"),
             );
         }
         schedule.push(item);
@@ -526,7 +520,7 @@ pub(super) fn parse_domains(ctx: &mut Ctx, node: Node) -> (Option<DomainSchedule
             format!(
                 "start_index {start_index} is outside the schedule of {len} entries on element 'domain_schedule'"
             ),
-            Some("start_index names the entry the schedule starts at, 0 for the first".into()),
+            "start_index names the entry the schedule starts at, 0 for the first".into(),
         );
     }
     if !ctx.is_bad(schedule_pos, "index_shift")
@@ -538,7 +532,7 @@ pub(super) fn parse_domains(ctx: &mut Ctx, node: Node) -> (Option<DomainSchedule
             format!(
                 "index_shift {index_shift} puts the schedule of {len} entries past the kernel's {MAX_SCHEDULE_ENTRIES}-entry table on element 'domain_schedule'"
             ),
-            Some("index_shift + number of entries must be at most 100".into()),
+            "index_shift + number of entries must be at most 100".into(),
         );
     }
     let schedule = DomainSchedule {
@@ -567,7 +561,7 @@ fn duration(ctx: &mut Ctx, raw: &str, at: Pos) -> Option<Duration> {
             ctx.error(
                 at,
                 format!("duration '{raw}' must be greater than 0 on element 'schedule_entry'"),
-                None,
+                "give every slot some time, e.g. duration=\"1000us\", or remove the entry".into(),
             );
             None
         }
@@ -576,7 +570,7 @@ fn duration(ctx: &mut Ctx, raw: &str, at: Pos) -> Option<Duration> {
             ctx.error(
                 at,
                 format!("invalid duration '{raw}' on element 'schedule_entry'"),
-                Some("a duration is a number followed by 'us' or 'ticks', e.g. \"1000us\"".into()),
+                "a duration is a number followed by 'us' or 'ticks', e.g. \"1000us\"".into(),
             );
             None
         }
@@ -594,7 +588,7 @@ pub(super) fn parse_io_address_space(ctx: &mut Ctx, node: Node) -> Option<IoAddr
                 "element 'io_address_space' (IOMMU) is only available on x86_64, not {}",
                 ctx.opts.arch
             ),
-            Some("IOMMU address spaces are identified by x86 PCI addresses".into()),
+            "IOMMU address spaces are identified by x86 PCI addresses".into(),
         );
         return None;
     }
@@ -624,10 +618,8 @@ pub(super) fn parse_io_address_space(ctx: &mut Ctx, node: Node) -> Option<IoAddr
                 ctx.error(
                     at,
                     format!("invalid perms '{raw}' on element 'iomap'"),
-                    Some(
-                        "a device mapping is \"r\" or \"rw\": never executable, never write-only"
-                            .into(),
-                    ),
+                    "a device mapping is \"r\" or \"rw\": never executable, never write-only"
+                        .into(),
                 );
                 ctx.mark_bad(ctx.pos_elem(child), "perms");
                 Perms::RW

@@ -75,7 +75,7 @@ pub(super) fn parse_template(ctx: &mut Ctx, node: Node) -> Template {
         ctx.error(
             pos,
             format!("template '{shown_name}' has no program_image"),
-            Some("add <program_image path=\"NAME.elf\"/> inside the template".into()),
+            "add <program_image path=\"NAME.elf\"/> inside the template".into(),
         );
     }
     Template {
@@ -110,7 +110,7 @@ fn parse_instance_region(ctx: &mut Ctx, node: Node) -> InstanceRegion {
                     "page_size {} is not supported on element 'instance_region'",
                     hex(size)
                 ),
-                Some("page_size is 0x1000 (4 KiB, the default) or 0x200000 (2 MiB)".into()),
+                "page_size is 0x1000 (4 KiB, the default) or 0x200000 (2 MiB)".into(),
             );
             ctx.mark_bad(pos, "page_size");
             SMALL_PAGE
@@ -122,7 +122,7 @@ fn parse_instance_region(ctx: &mut Ctx, node: Node) -> InstanceRegion {
             ctx.error(
                 ctx.attr_pos(node, "size"),
                 "size must be greater than 0 on element 'instance_region'".into(),
-                None,
+                "give each instance at least one page, e.g. size=\"0x1000\"".into(),
             );
             ctx.mark_bad(pos, "size");
             0
@@ -136,10 +136,10 @@ fn parse_instance_region(ctx: &mut Ctx, node: Node) -> InstanceRegion {
                         hex(size),
                         hex(page_size)
                     ),
-                    Some(format!(
+                    format!(
                         "round it up to {}",
                         hex(size.div_ceil(page_size).saturating_mul(page_size))
-                    )),
+                    ),
                 );
                 ctx.mark_bad(pos, "size");
             }
@@ -168,7 +168,8 @@ pub(super) fn parse_instance_window(ctx: &mut Ctx, node: Node) -> InstanceWindow
             ctx.error(
                 ctx.attr_pos(node, "stride"),
                 "stride must be greater than 0 on element 'instance_window'".into(),
-                Some("stride is the distance between two instances' copies; at least the region's size".into()),
+                "stride is the distance between two instances' copies; at least the region's size"
+                    .into(),
             );
             ctx.mark_bad(pos, "stride");
             None
@@ -219,7 +220,7 @@ pub(super) fn parse_fork(ctx: &mut Ctx, node: Node) -> Fork {
                 format!(
                     "max_instances {n} is out of range (1..={MAX_INSTANCES}) on element 'fork'"
                 ),
-                Some("max_instances is the ceiling on live instances of the template".into()),
+                "max_instances is the ceiling on live instances of the template".into(),
             );
             ctx.mark_bad(pos, "max_instances");
             1
@@ -231,7 +232,7 @@ pub(super) fn parse_fork(ctx: &mut Ctx, node: Node) -> Fork {
             ctx.error(
                 ctx.attr_pos(node, "memory"),
                 "memory must be greater than 0 on element 'fork'".into(),
-                Some("memory is the quota in bytes for all live instances of the template".into()),
+                "memory is the quota in bytes for all live instances of the template".into(),
             );
             ctx.mark_bad(pos, "memory");
             0
@@ -244,10 +245,10 @@ pub(super) fn parse_fork(ctx: &mut Ctx, node: Node) -> Fork {
                     hex(bytes),
                     hex(SMALL_PAGE)
                 ),
-                Some(format!(
+                format!(
                     "round it up to {}",
                     hex(bytes.div_ceil(SMALL_PAGE).saturating_mul(SMALL_PAGE))
-                )),
+                ),
             );
             ctx.mark_bad(pos, "memory");
             bytes

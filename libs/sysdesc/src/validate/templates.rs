@@ -34,7 +34,7 @@ pub(super) fn check_names(
             ctx.error(
                 at,
                 "template name 'monitor' is reserved".into(),
-                Some("Microkit's own monitor PD is called 'monitor'; pick another name".into()),
+                "Microkit's own monitor PD is called 'monitor'; pick another name".into(),
             );
         }
         if let Some(&pd) = pds.get(template.name.as_str()) {
@@ -44,10 +44,7 @@ pub(super) fn check_names(
                     "template name '{}' is already the name of a protection domain (line {})",
                     template.name, desc.protection_domains[pd].pos.line
                 ),
-                Some(
-                    "templates and protection domains share one namespace of names; rename one"
-                        .into(),
-                ),
+                "templates and protection domains share one namespace of names; rename one".into(),
             );
         }
         if let Some(&first) = names.get(template.name.as_str()) {
@@ -57,7 +54,7 @@ pub(super) fn check_names(
                     "duplicate template name '{}' (first declared at line {})",
                     template.name, templates[first].pos.line
                 ),
-                Some("template names are unique".into()),
+                "template names are unique".into(),
             );
         } else {
             names.insert(template.name.clone(), i);
@@ -77,7 +74,7 @@ pub(super) fn check_names(
                         region.name,
                         shown(&template.name)
                     ),
-                    Some("instance region names are unique within their template".into()),
+                    "instance region names are unique within their template".into(),
                 );
             } else {
                 regions.insert(&region.name, region.pos.line);
@@ -92,7 +89,7 @@ pub(super) fn check_names(
                         region.name,
                         desc.memory_regions[mr].pos.line
                     ),
-                    Some("a template's maps name instance regions and memory regions alike; rename one".into()),
+                    "a template's maps name instance regions and memory regions alike; rename one".into(),
                 );
             }
         }
@@ -120,7 +117,7 @@ pub(super) fn resolve_maps(ctx: &mut Ctx, desc: &mut SystemDescription, mrs: &Na
                         "map names '{mr}', which is neither an instance_region of template '{}' nor a memory region",
                         shown(&template.name)
                     ),
-                    Some("declare <instance_region name=\"...\"/> in the template (one copy per instance) or a <memory_region> (shared)".into()),
+                    "declare <instance_region name=\"...\"/> in the template (one copy per instance) or a <memory_region> (shared)".into(),
                 );
             }
         }
@@ -145,7 +142,7 @@ pub(super) fn resolve_channel_arrays(
                 None => ctx.error(
                     end.attr_pos("pd"),
                     format!("channel end names unknown protection domain '{}'", end.pd),
-                    Some("'pd' must be the name of a declared protection_domain".into()),
+                    "'pd' must be the name of a declared protection_domain".into(),
                 ),
             }
         }
@@ -156,7 +153,7 @@ pub(super) fn resolve_channel_arrays(
                 None => ctx.error(
                     end.attr_pos("template"),
                     format!("channel end names unknown template '{}'", end.template),
-                    Some("'template' must be the name of a declared template".into()),
+                    "'template' must be the name of a declared template".into(),
                 ),
             }
         }
@@ -179,10 +176,10 @@ pub(super) fn resolve_channel_arrays(
                     "protected procedure call from '{}' (priority {}) into template '{}' (priority {}): the callee's priority must be strictly higher",
                     pd.name, pd.priority, template.name, template.priority
                 ),
-                Some(format!(
+                format!(
                     "raise the priority of template '{}' above {}, or make the call from the other end",
                     template.name, pd.priority
-                )),
+                ),
             );
         }
         if t_end.pp && pd.priority <= template.priority {
@@ -192,10 +189,10 @@ pub(super) fn resolve_channel_arrays(
                     "protected procedure call from template '{}' (priority {}) into '{}' (priority {}): the callee's priority must be strictly higher",
                     template.name, template.priority, pd.name, pd.priority
                 ),
-                Some(format!(
+                format!(
                     "raise the priority of '{}' above {}, or make the call from the other end",
                     pd.name, template.priority
-                )),
+                ),
             );
         }
     }
@@ -236,7 +233,7 @@ pub(super) fn resolve_forks(ctx: &mut Ctx, desc: &mut SystemDescription, templat
             ctx.error(
                 fork.attr_pos("template"),
                 format!("fork names unknown template '{}'", fork.template),
-                Some("'template' must be the name of a declared template".into()),
+                "'template' must be the name of a declared template".into(),
             );
             continue;
         };
@@ -247,7 +244,7 @@ pub(super) fn resolve_forks(ctx: &mut Ctx, desc: &mut SystemDescription, templat
                     "template '{}' is already forked by protection domain '{}' (line {line})",
                     fork.template, desc.protection_domains[holder].name
                 ),
-                Some("exactly one protection domain holds the right to fork a template".into()),
+                "exactly one protection domain holds the right to fork a template".into(),
             );
         } else {
             holders.insert(template, (p, fork.pos.line));
@@ -265,10 +262,10 @@ pub(super) fn resolve_forks(ctx: &mut Ctx, desc: &mut SystemDescription, templat
                     "template '{}' has no fork holder: no protection domain may create its instances",
                     template.name
                 ),
-                Some(format!(
+                format!(
                     "add <fork template=\"{}\" id=\"0\" max_instances=\"...\" memory=\"...\"/> to the protection domain that manages its instances",
                     template.name
-                )),
+                ),
             );
         }
     }
@@ -310,7 +307,7 @@ pub(super) fn resolve_windows(ctx: &mut Ctx, desc: &mut SystemDescription, templ
                         "instance_window names unknown template '{}'",
                         window.template
                     ),
-                    Some("'template' must be the name of a declared template".into()),
+                    "'template' must be the name of a declared template".into(),
                 );
                 continue;
             };
@@ -340,7 +337,7 @@ pub(super) fn resolve_windows(ctx: &mut Ctx, desc: &mut SystemDescription, templ
                         "instance_window names '{}', which is not an instance_region of template '{}'",
                         window.mr, template.name
                     ),
-                    Some(hint),
+                    hint,
                 );
                 continue;
             };
@@ -407,7 +404,7 @@ pub(super) fn check_maps(ctx: &mut Ctx, desc: &SystemDescription) {
                             shown(&template.name),
                             desc.memory_regions[mr].name
                         ),
-                        Some("map memory regions read-only (perms=\"r\") into templates; for memory of each instance's own, declare an instance_region".into()),
+                        "map memory regions read-only (perms=\"r\") into templates; for memory of each instance's own, declare an instance_region".into(),
                     );
                 }
             }
@@ -476,7 +473,7 @@ pub(super) fn check_windows(
                     b_pos.line,
                     shown(&pd.name)
                 ),
-                Some("an instance window reserves stride * max_instances bytes; move it or the other one to a free virtual address".into()),
+                "an instance window reserves stride * max_instances bytes; move it or the other one to a free virtual address".into(),
             );
         }
     }
@@ -507,10 +504,10 @@ fn window_range(
                     hex(page),
                     region.name
                 ),
-                Some(format!(
+                format!(
                     "round it up to {}",
                     hex(window.stride.div_ceil(page).saturating_mul(page))
-                )),
+                ),
             );
             ok = false;
         } else if window.stride < region.size {
@@ -522,10 +519,10 @@ fn window_range(
                     region.name,
                     hex(region.size)
                 ),
-                Some(format!(
+                format!(
                     "instances' copies must not overlap: use a stride of at least {}",
                     hex(region.size)
-                )),
+                ),
             );
             ok = false;
         }
@@ -545,11 +542,11 @@ fn window_range(
                 hex(page),
                 region.name
             ),
-            Some(format!(
+            format!(
                 "use a multiple of {}, e.g. {}",
                 hex(page),
                 hex(window.vaddr - window.vaddr % page)
-            )),
+            ),
         );
         ok = false;
     }
@@ -583,7 +580,7 @@ fn window_range(
                     hex(window.stride),
                     hex(USER_TOP)
                 ),
-                Some("pick a lower vaddr, a smaller stride or fewer max_instances".into()),
+                "pick a lower vaddr, a smaller stride or fewer max_instances".into(),
             );
             None
         }

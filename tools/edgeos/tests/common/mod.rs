@@ -154,14 +154,27 @@ impl Env {
         std::fs::write(self.dir.path().join(name), bytes).unwrap();
     }
     pub fn build(&self, xml: &str) -> Result<(Vec<u8>, String), BuildError> {
+        self.build_with(xml, false)
+    }
+    /// Builds a test image (`--debug-exit`) when `debug_exit`.
+    pub fn build_with(&self, xml: &str, debug_exit: bool) -> Result<(Vec<u8>, String), BuildError> {
         let loaded = Loaded { path: "system.xml".into(), name: "system.xml".into(), text: xml.to_string() };
         let (system, _) = loaded.parse().unwrap_or_else(|d| panic!("invalid test description: {d:?}"));
         let options = Options {
             board: &bootinfo::board::QEMU_VIRT_AARCH64,
             search_path: vec![self.dir.path().to_path_buf()],
             kernel: None,
+            debug_exit,
         };
         build(&loaded, &system, &options).map(|b| (b.image, b.report))
+    }
+    /// The located errors of a build that must fail on the description.
+    pub fn diagnostics(&self, xml: &str) -> Vec<sysdesc::Diagnostic> {
+        match self.build(xml) {
+            Ok(_) => panic!("build unexpectedly succeeded"),
+            Err(BuildError::Description(d)) => d,
+            Err(BuildError::Other(m)) => panic!("expected located errors, got: {m}"),
+        }
     }
     pub fn errors(&self, xml: &str) -> Vec<String> {
         match self.build(xml) {
