@@ -1314,9 +1314,34 @@ impl<'a> Kernel<'a> {
 
     fn stop_child(&mut self, parent: PdId, id: u64) -> Result<(), Error> {
         let child = self.child(parent, id)?;
+        self.unwind_blocked_call(child);
         self.detach(child);
         self.pd_mut(child).state = State::Stopped;
         Ok(())
+    }
+
+    /// A PD stopped while blocked in a system call must not, once resumed, return from it with
+    /// registers the kernel never wrote. As seL4 restarts such a thread, a wait, or a call its
+    /// server has not yet accepted, runs again on resume: the PC goes back to its `svc` (a wait
+    /// without the reply and deferred action it already did). A call the server has accepted
+    /// fails with `InvalidState` instead: running it again would deliver it twice.
+    fn unwind_blocked_call(&mut self, pd: PdId) {
+        /// Bytes of the `svc` instruction the saved PC is just past.
+        const SVC_SIZE: u64 = 4;
+        let p = self.pd_mut(pd);
+        match p.state {
+            State::Receiving => {
+                p.ctx.pc -= SVC_SIZE;
+                p.ctx.x[0] &= !RECV_REPLY;
+                p.ctx.x[2] = DeferredKind::None as u64;
+            }
+            State::Calling { .. } => p.ctx.pc -= SVC_SIZE,
+            State::AwaitingReply { .. } => {
+                p.ctx.x[0] = Error::InvalidState as u64;
+                p.ctx.x[1] = 0;
+            }
+            State::Ready | State::FaultSending { .. } | State::FaultDelivered { .. } | State::Stopped => {}
+        }
     }
 
     fn resume_child(&mut self, parent: PdId, id: u64) -> Result<(), Error> {
@@ -1422,16 +1447,23 @@ impl<'a> Kernel<'a> {
         let used = now.saturating_sub(self.sc_started);
         self.sc_started = now;
         let s = &mut self.pd_mut(sc).sc;
+        let overrun = used.saturating_sub(s.remaining);
         s.remaining = s.remaining.saturating_sub(used);
         if s.remaining == 0 {
-            self.budget_exhausted(sc, now);
+            self.budget_exhausted(sc, now, overrun);
         }
     }
 
-    fn budget_exhausted(&mut self, sc: PdId, now: u64) {
+    /// `sc` has used its budget, and `overrun` ticks more (the timer that should have ended the
+    /// budget came late: an interrupt masked for a while, or an emulator descheduled by its
+    /// host). The overrun is charged: the SC is released only once its whole use since the
+    /// period began, `budget + overrun`, fits its rate (`budget` per `period`), so a late timer
+    /// cannot hand a budget-limited PD more than its share.
+    fn budget_exhausted(&mut self, sc: PdId, now: u64, overrun: u64) {
         let s = &mut self.pd_mut(sc).sc;
         let holder = s.holder;
-        let release_at = s.period_start.saturating_add(s.period);
+        let window = ((s.budget as u128 + overrun as u128) * s.period as u128).div_ceil(s.budget.max(1) as u128);
+        let release_at = s.period_start.saturating_add(window.min(u64::MAX as u128) as u64);
         if s.budget >= s.period || release_at <= now {
             // A time slice (or a period already over): refill and go to the back of the queue.
             s.remaining = s.budget;
@@ -1463,10 +1495,12 @@ impl<'a> Kernel<'a> {
         }
     }
 
-    /// An SC starting to run after a pause gets a new period if its old one is over.
+    /// An SC with a budget below its period starting to run after a pause gets a new period if
+    /// its old one is over. A round-robin SC (budget = period: a time slice) keeps what is left
+    /// of its slice however long it was preempted, so peers at its priority share fairly.
     fn refresh(&mut self, sc: PdId, now: u64) {
         let s = &mut self.pd_mut(sc).sc;
-        if !s.throttled && now >= s.period_start.saturating_add(s.period) {
+        if !s.throttled && s.budget < s.period && now >= s.period_start.saturating_add(s.period) {
             s.remaining = s.budget;
             s.period_start = now;
         }

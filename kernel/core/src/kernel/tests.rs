@@ -667,3 +667,90 @@ fn fast_paths_leave_the_same_state_as_the_general_path() {
     }
     assert!(fast_steps > 10_000, "the scenarios exercise the fast paths ({fast_steps} steps)");
 }
+
+#[test]
+fn a_child_stopped_in_a_wait_waits_again_when_resumed() {
+    let mut child = spec(10);
+    child.parent = Some((0, 4));
+    let (mut k, mut p) = boot(vec![spec(1), child], &[]);
+    assert_eq!(k.schedule(&mut p), Some(1));
+    k.pds[1].ctx.pc = 0x20_0104;
+    recv(&mut k, &mut p, 1);
+    assert_eq!(k.pds[1].state, State::Receiving);
+    // What its wait asked for besides waiting (a reply, a deferred notify) was done on entry.
+    k.pds[1].ctx.x[0] |= RECV_REPLY;
+    k.pds[1].ctx.x[2] = DeferredKind::Notify as u64;
+    assert_eq!(k.schedule(&mut p), Some(0));
+    call(&mut k, &mut p, 0, sys::PD_STOP, &[4]);
+    call(&mut k, &mut p, 0, sys::PD_RESUME, &[4]);
+    let c = &k.pds[1];
+    assert_eq!(c.state, State::Ready);
+    // It runs its wait again, without the reply and deferred notify it already made.
+    assert_eq!((c.ctx.pc, c.ctx.x[8]), (0x20_0100, sys::RECV));
+    assert_eq!((c.ctx.x[0] & RECV_REPLY, c.ctx.x[2]), (0, DeferredKind::None as u64));
+}
+
+#[test]
+fn a_child_stopped_in_a_call_retries_it_or_gets_an_error() {
+    // PD 0 parent, PD 1 its child, PD 2 a server the child calls (higher priority, passive).
+    let mut child = spec(5);
+    child.parent = Some((0, 4));
+    let mut server = spec(20);
+    server.passive = true;
+    let (mut k, mut p) = boot(vec![spec(10), child, server], &[(1, 2, true, false, 2, 3, false, false)]);
+    // The server takes its first call: the child's call is accepted, and the child is stopped
+    // while awaiting the reply: resumed, it sees the call fail.
+    recv(&mut k, &mut p, 2);
+    k.pds[1].ctx.pc = 0x20_0204;
+    call(&mut k, &mut p, 1, sys::PP_CALL, &[2, 0]);
+    assert_eq!(k.pds[1].state, State::AwaitingReply { server: 2 });
+    call(&mut k, &mut p, 0, sys::PD_STOP, &[4]);
+    call(&mut k, &mut p, 0, sys::PD_RESUME, &[4]);
+    assert_eq!(k.pds[1].ctx.pc, 0x20_0204);
+    assert_eq!(x(&k, 1, 0), Error::InvalidState as u64);
+    // A call still queued (the server busy) runs again on resume.
+    k.pds[2].state = State::Ready;
+    call(&mut k, &mut p, 1, sys::PP_CALL, &[2, 0]);
+    assert!(matches!(k.pds[1].state, State::Calling { server: 2 }));
+    call(&mut k, &mut p, 0, sys::PD_STOP, &[4]);
+    call(&mut k, &mut p, 0, sys::PD_RESUME, &[4]);
+    assert_eq!((k.pds[1].ctx.pc, k.pds[1].ctx.x[8]), (0x20_0200, sys::PP_CALL));
+}
+
+#[test]
+fn a_late_budget_timer_charges_the_overrun() {
+    let mut greedy = spec(5);
+    greedy.budget = 200;
+    greedy.period = 1000;
+    let (mut k, mut p) = boot(vec![greedy, spec(1)], &[]);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    assert_eq!(p.timer, Some(200));
+    // The timer arrives 1 100 ticks late: greedy ran 1 300 = 6.5 budgets, so it waits until
+    // 6.5 periods have passed since its period began.
+    p.now = 1300;
+    k.timer_expired();
+    assert_eq!(k.schedule(&mut p), Some(1));
+    assert_eq!(p.timer, Some(6500));
+    p.now = 6500;
+    k.timer_expired();
+    assert_eq!(k.schedule(&mut p), Some(0));
+}
+
+#[test]
+fn a_preempted_time_slice_keeps_what_is_left_of_it() {
+    // PDs 0 and 1 share priority 5 on 1 000-tick slices; PD 2 (priority 9) preempts PD 0 for
+    // longer than a slice: PD 0 then finishes its own slice, not a fresh one.
+    let (mut k, mut p) = boot(vec![spec(5), spec(5), spec(9)], &[]);
+    assert_eq!(k.schedule(&mut p), Some(2));
+    recv(&mut k, &mut p, 2);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    p.now = 400;
+    // (Woken as an event would: ready at its priority.)
+    k.pds[2].state = State::Ready;
+    k.runq.push_back(2, 9);
+    assert_eq!(k.schedule(&mut p), Some(2));
+    p.now = 3000;
+    recv(&mut k, &mut p, 2);
+    assert_eq!(k.schedule(&mut p), Some(0));
+    assert_eq!(p.timer, Some(3600), "600 ticks of its slice were left");
+}
