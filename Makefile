@@ -8,7 +8,7 @@ REPORT ?= build/edgeos.report.txt
 FUZZ_SECONDS ?= 20
 EDGEOS := cargo run -q --release --bin edgeos --
 
-.PHONY: run test deps bare image check graph bench idle baseline baseline-smoke host-test lint sdfgen-test memcached-test loadgen-test system-test net-test memcached-qemu-test instances-test model-check fuzz-smoke clean
+.PHONY: run test deps bare image check graph bench idle baseline baseline-smoke host-test lint sdfgen-test memcached-test loadgen-test system-test net-test memcached-qemu-test instances-test model-check fuzz-smoke net-bench clean
 
 ## run: build the default system (system.xml) and boot it in QEMU (Ctrl-A X quits)
 run: image
@@ -80,6 +80,12 @@ fuzz-smoke:
 ## bench: IPC round trips and boot time in guest instructions (-icount), see docs/benchmarks.md
 bench: bare
 	tests/system/run.sh bench boot_time
+
+## net-bench: the network path's measurements (docs/benchmarks.md, "Network path"): round trips and
+## echoes/s into build/net-bench.txt, then instructions per packet under -icount
+net-bench: bare
+	tests/net/run.sh bench
+	tests/net/run.sh icount
 
 ## idle: host CPU time of QEMU while the default system idles
 idle: image

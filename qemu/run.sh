@@ -13,8 +13,11 @@
 #                                    QEMU user networking; the guest is 10.0.2.15, gateway 10.0.2.2)
 #   NET_FORWARD="5555:5555 11211:11211"
 #                                   host ports forwarded to guest ports, HOST:GUEST each, TCP and
-#                                   UDP both, on 127.0.0.1 (5555: the echo tenant, 11211: memcached).
-#                                   A host port already in use is skipped with a warning.
+#                                   UDP both, on 127.0.0.1. A host port already in use is skipped
+#                                   with a warning. Default: every port the default system serves,
+#                                   to the same port: the static routes of system.routes.conf (5555,
+#                                   the echo tenant) and the port ranges of system.services.conf
+#                                   (11211-11218, memcached instances).
 #   NET_LEGACY=0|1                  (1: virtio-mmio version 1, QEMU's own default; 0: version 2)
 set -euo pipefail
 
@@ -52,12 +55,43 @@ for port in sys.argv[1:]:
 ' "$@"
 }
 
+# The ports the default system serves, one a line: `route TENANT PROTO PORT` lines of
+# system.routes.conf and `service ... ports LO-HI ...` lines of system.services.conf.
+served_ports() {
+    local dir
+    dir=$(cd "$(dirname "$0")/.." && pwd)
+    python3 - "$dir/system.routes.conf" "$dir/system.services.conf" <<'PY'
+import sys
+ports = []
+def add(p):
+    if p not in ports:
+        ports.append(p)
+for path in sys.argv[1:]:
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        w = line.split("#")[0].split()
+        if len(w) == 4 and w[0] == "route":
+            add(int(w[3]))
+        elif w[:1] == ["service"] and "ports" in w:
+            lo, _, hi = w[w.index("ports") + 1].partition("-")
+            for p in range(int(lo), int(hi or lo) + 1):
+                add(p)
+print("\n".join(map(str, ports)))
+PY
+}
+
 net=()
 case "${NET:-user}" in
     none) net=(-nic none) ;;
     user)
         forwards=""
-        pairs=(${NET_FORWARD-5555:5555 11211:11211})
+        if [ -z "${NET_FORWARD+set}" ]; then
+            NET_FORWARD=$(served_ports | sed 's/.*/&:&/' | tr '\n' ' ')
+        fi
+        pairs=(${NET_FORWARD})
         busy=" $(busy_ports "${pairs[@]%%:*}" | tr '\n' ' ') "
         for pair in "${pairs[@]}"; do
             host=${pair%%:*}

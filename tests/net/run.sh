@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The network path's QEMU test: boots tests/net/system.xml (virtio-net driver, virtualiser, two
-# echo tenants, one tenant that never drains its ring) with QEMU user networking, forwards
+# echo tenants, one tenant that never drains its ring, a hostile one, the route API's controller
+# netctl) with QEMU user networking, forwards
 # host ports to the tenants, puts a `dgram` netdev on the same hub as the NIC to inject raw
-# Ethernet frames, and runs tests/net/client.py against it.
+# Ethernet frames, and runs tests/net/client.py against it. User networking runs without IPv6,
+# so QEMU sends the guest no router advertisements the virtualiser would count as unrouted.
 #
 #   tests/net/run.sh            the test (prints `net: N passed, M failed`; non-zero on failure),
 #                               then tests/net/instances/run.sh (memcached served by instances)
@@ -30,11 +32,11 @@ if ! cargo run -q --bin edgeos -- build tests/net/system.xml --board qemu-virt-a
     cat "$out/net.build.log"; echo "net: 0 passed, 1 failed"; exit 1
 fi
 
-# Free local ports: 3 forwarded (echo1, echo2, sink) and 2 for the raw-frame injector.
-read -r p1 p2 p3 inj_guest inj_host < <(python3 -c '
+# Free local ports: 4 forwarded (echo1, echo2, sink, netctl) and 2 for the raw-frame injector.
+read -r p1 p2 p3 p4 inj_guest inj_host < <(python3 -c '
 import socket
-socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(5)]
-tcps = [socket.socket() for _ in range(3)]
+socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(6)]
+tcps = [socket.socket() for _ in range(4)]
 for s in socks: s.bind(("127.0.0.1", 0))
 ports = [s.getsockname()[1] for s in socks]
 for t, p in zip(tcps, ports): t.bind(("127.0.0.1", p))
@@ -42,9 +44,9 @@ print(*ports)')
 
 fwd="hostfwd=udp:127.0.0.1:$p1-:7001,hostfwd=tcp:127.0.0.1:$p1-:7001"
 fwd="$fwd,hostfwd=udp:127.0.0.1:$p2-:7002,hostfwd=tcp:127.0.0.1:$p2-:7002"
-fwd="$fwd,hostfwd=udp:127.0.0.1:$p3-:7003"
+fwd="$fwd,hostfwd=udp:127.0.0.1:$p3-:7003,hostfwd=udp:127.0.0.1:$p4-:7005"
 qemu_net=(
-    -netdev "user,id=user0,$fwd"
+    -netdev "user,id=user0,ipv6=off,$fwd"
     -netdev "dgram,id=inject0,local.type=inet,local.host=127.0.0.1,local.port=$inj_guest,remote.type=inet,remote.host=127.0.0.1,remote.port=$inj_host"
     -netdev hubport,id=hub_user,hubid=0,netdev=user0
     -netdev hubport,id=hub_inject,hubid=0,netdev=inject0
@@ -66,18 +68,18 @@ trap cleanup EXIT
 
 # Wait for every tenant to be up.
 for _ in $(seq 1 300); do
-    if grep -q "echo: PD echo2" "$log" && grep -q "echo: PD echo1" "$log"; then break; fi
+    if grep -q "echo: PD echo2" "$log" && grep -q "echo: PD echo1" "$log" && grep -q "netctl: tenant" "$log"; then break; fi
     if ! kill -0 "$qemu_pid" 2>/dev/null; then break; fi
     sleep 0.1
 done
-if ! grep -q "echo: PD echo2" "$log"; then
+if ! grep -q "netctl: tenant" "$log"; then
     echo "net: the system did not come up (log: $log)"
     tail -n 30 "$log" | sed 's/^/    | /'
     echo "net: 0 passed, 1 failed"
     exit 1
 fi
 
-client=(python3 tests/net/client.py --echo "$p1,$p2" --sink "$p3" --inject-to "$inj_guest" --inject-from "$inj_host")
+client=(python3 tests/net/client.py --echo "$p1,$p2" --sink "$p3" --control "$p4" --inject-to "$inj_guest" --inject-from "$inj_host")
 passed=0
 failed=0
 count() {  # adds the counts of a "WORD: N passed, M failed" line
@@ -107,6 +109,8 @@ if [ "$mode" = test ]; then
     done <<'EXPECT'
 the virtualiser reports the stalled tenant's drops|net-virt: tenant 2 is not draining its ring
 the route API works over protected calls|netctl: route API ok
+the route API refuses a caller that is not the controller|vandal: route API refused every call (not the controller)
+the virtualiser logged the refused call|net-virt: route API call on channel 7 refused: not the controller
 a tenant that corrupts its queue is cut off|net-virt: tenant 3 broke its tx_active queue
 EXPECT
 fi

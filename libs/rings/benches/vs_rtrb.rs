@@ -1,8 +1,10 @@
 //! Throughput of a queue pair between two threads against `rtrb`, in one run.
 //!
 //! Both move `ITEMS` 16-byte descriptors (offset, length) from a producer thread to a consumer
-//! thread that checks each one; ours is used as sDDF uses it (an active queue forward, a free
-//! queue back, busy-polling on empty/full as rtrb's benchmarks do, without notifications).
+//! thread that checks each one, through ONE single-producer single-consumer queue each (ours:
+//! one `Producer`/`Consumer` pair over one `QueueStorage`, i.e. an active queue alone; the
+//! free queue that returns buffers in a real link is left out so both sides do the same work),
+//! busy-polling on empty/full as rtrb's benchmarks do, without notifications.
 //! Prints items per second for each and the ratio.
 //!
 //! `cargo bench -p edgeos-rings` (ITEMS=... to change the count).

@@ -58,7 +58,7 @@ use edgeos_manager_core::api::ApiError;
 use manager::ManagerLink;
 
 /// Static tenants this build serves (the description gives each its regions and channel).
-const MAX_TENANTS: usize = 4;
+const MAX_TENANTS: usize = 5;
 /// Bytes of a frame's headers copied out for parsing.
 const HEADER_COPY: usize = 128;
 /// Frames taken from one tenant per round, so one busy tenant cannot starve the others.
@@ -195,6 +195,9 @@ struct Virtualiser {
     /// The counter at the start of this event.
     now: u64,
     manager: Option<ManagerLink>,
+    /// The channel of the route API's controller (`controller_channel`; None: the API refuses
+    /// every call).
+    controller: Option<usize>,
     instance_counters: InstanceCounters,
     table: FlowTable,
     node_mac: parse::Mac,
@@ -203,6 +206,8 @@ struct Virtualiser {
     driver_touched: bool,
     malformed: u64,
     unrouted: u64,
+    /// Route API calls refused because the caller is not the controller.
+    refused_calls: u64,
     /// Frames received from the driver, and counter ticks spent handling events (for
     /// instructions per packet under -icount).
     frames: u64,
@@ -488,7 +493,9 @@ fn init() -> Virtualiser {
         link_config!(tenant1_channel, tenant1_link_vaddr, tenant1_link_size, tenant1_rx_vaddr, tenant1_rx_size, tenant1_tx_vaddr, tenant1_tx_size),
         link_config!(tenant2_channel, tenant2_link_vaddr, tenant2_link_size, tenant2_rx_vaddr, tenant2_rx_size, tenant2_tx_vaddr, tenant2_tx_size),
         link_config!(tenant3_channel, tenant3_link_vaddr, tenant3_link_size, tenant3_rx_vaddr, tenant3_rx_size, tenant3_tx_vaddr, tenant3_tx_size),
+        link_config!(tenant4_channel, tenant4_link_vaddr, tenant4_link_size, tenant4_rx_vaddr, tenant4_rx_size, tenant4_tx_vaddr, tenant4_tx_size),
     ];
+    const _: () = assert!(MAX_TENANTS == 5);
     let present = configs.iter().take_while(|c| c.channel != usize::MAX).count();
     let ticks_per_sec = ticks_per_second();
     let (map, slots) = instance_slots(present as TenantId, ticks_per_sec);
@@ -584,6 +591,10 @@ fn init() -> Virtualiser {
         refill: false,
         now: 0,
         manager: ManagerLink::from_description(),
+        controller: match *var!(controller_channel: usize = usize::MAX) {
+            usize::MAX => None,
+            id => Some(id),
+        },
         instance_counters: InstanceCounters::default(),
         table,
         node_mac,
@@ -591,6 +602,7 @@ fn init() -> Virtualiser {
         driver_touched: false,
         malformed: 0,
         unrouted: 0,
+        refused_calls: 0,
         frames: 0,
         busy_ticks: 0,
         reported_at: 0,
@@ -609,6 +621,10 @@ fn init() -> Virtualiser {
         node_mac[0], node_mac[1], node_mac[2], node_mac[3], node_mac[4], node_mac[5],
         v.tenants.len(), v.slots.len()
     );
+    match v.controller {
+        Some(c) => debug_println!("net-virt: route API: controller on channel {c}"),
+        None => debug_println!("net-virt: route API: no controller_channel; every call is refused"),
+    }
     if !v.slots.is_empty() && v.manager.is_none() {
         panic!("net-virt: instance services need the manager's channel (manager_channel)");
     }
@@ -1297,13 +1313,21 @@ impl Handler for Virtualiser {
         Ok(())
     }
 
-    fn protected(&mut self, _channel: Channel, msg_info: MessageInfo) -> Result<MessageInfo, Infallible> {
+    fn protected(&mut self, channel: Channel, msg_info: MessageInfo) -> Result<MessageInfo, Infallible> {
         let count = msg_info.count().min(8);
         let mut mrs = [0u64; 8];
         for (i, mr) in mrs.iter_mut().enumerate().take(count) {
             *mr = get_mr(i);
         }
-        let reply = match api::decode(msg_info.label(), &mrs[..count]) {
+        // Who may ask (checked first), then the request and what a route may name.
+        let request = api::admitted(msg_info.label(), &mrs[..count], channel.index(), self.controller, &self.map);
+        if request == Err(api::ApiError::NotController) {
+            self.refused_calls += 1;
+            if self.refused_calls.is_power_of_two() {
+                debug_println!("net-virt: route API call on channel {} refused: not the controller", channel.index());
+            }
+        }
+        let reply = match request {
             Ok(Request::Counters { tenant }) => match tenant_mut(&mut self.tenants, &mut self.slots, &self.map, tenant) {
                 Some(t) => {
                     let c = t.counters;
