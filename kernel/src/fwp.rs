@@ -70,13 +70,10 @@ fn call_target(s: &State, pd: PdId, handle: u64, id: u64) -> Result<(PdId, u8), 
     if matches!(s.kernel.pd(server).state, PdState::FaultSending { .. } | PdState::FaultDelivered { .. } | PdState::Stopped) {
         return Err(Error::InvalidState);
     }
-    // The instance's end of a channel array joining it to the caller, if any.
+    // The instance's end of a channel array joining it to the caller (its holder: only the
+    // holder finds the template by its handle), worked out with the fork plan.
     let index = s.instances.template(t).template_pd as usize - s.info.pd_count();
-    let badge = (0..s.info.channel_array_count())
-        .map(|a| s.info.channel_array(a))
-        .find(|a| a.template as usize == index && a.pd.pd == pd)
-        .map_or(0, |a| a.instance_id as u8);
-    Ok((server, badge))
+    Ok((server, s.plans[index].holder_badge))
 }
 
 fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
@@ -88,7 +85,6 @@ fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
     let index = tpl.template_pd as usize - s.info.pd_count();
     let troot = s.kernel.pd(tpl.template_pd).root;
     let prepared = if tpl.compacted { s.plans[index] } else { prepare(s, t, index)? };
-    let plan = prepared.pages;
     let id = s.instances.alloc(t)?;
     let slot = s.instances.slot(t, id);
     let asid = slot + 1;
@@ -97,7 +93,7 @@ fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
         return Err(Error::OutOfMemory);
     }
     let before = s.mem.frames.free_frames();
-    let built = build(&s.info, &mut s.mem, index, plan);
+    let built = build(&mut s.mem, &prepared);
     let used = (before - s.mem.frames.free_frames()) as u64 * PAGE_SIZE;
     let (root, ipc) = match built {
         Ok(r) => r,
@@ -114,7 +110,7 @@ fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
         s.instances.release(t, id);
         return Err(e);
     }
-    if map_windows(s, index, id, root).is_err() {
+    if map_windows(s, prepared.windows, id, root).is_err() {
         teardown(&mut s.mem, prepared.ranges, root, troot);
         s.instances.release(t, id);
         return Err(Error::OutOfMemory);
@@ -139,10 +135,40 @@ pub struct Prepared {
     /// Its writable segments and stack, page-rounded: where an instance has private pages or
     /// gets them on demand.
     writable: &'static [(u64, u64)],
+    /// Where its IPC buffer is.
+    ipc_buffer: u64,
+    /// The static regions it maps (shared with the template).
+    statics: &'static [StaticMap],
+    /// The instance windows its instance regions show through.
+    windows: &'static [Window],
+    /// The badge a call from its holder arrives with: the instance's id of a channel array
+    /// joining it to the holder (0: none).
+    holder_badge: u8,
+}
+
+/// A static region a template maps, as its instances map it.
+#[derive(Clone, Copy, Debug)]
+pub struct StaticMap {
+    region: bootinfo::Region,
+    vaddr: u64,
+    attrs: PageAttrs,
+}
+
+/// An instance window: instance `id`'s copy of the region the instance maps at `src` (`size`
+/// bytes) shows in `pd` at `vaddr + id * stride`.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pd: PdId,
+    vaddr: u64,
+    stride: u64,
+    src: u64,
+    size: u64,
+    attrs: PageAttrs,
 }
 
 impl Prepared {
-    pub const NONE: Prepared = Prepared { pages: &[], priority: 0, ranges: &[], writable: &[] };
+    pub const NONE: Prepared =
+        Prepared { pages: &[], priority: 0, ranges: &[], writable: &[], ipc_buffer: 0, statics: &[], windows: &[], holder_badge: 0 };
 
     /// True if `va` is in one of the template's writable segments or its stack.
     fn in_writable_range(&self, va: u64) -> bool {
@@ -169,14 +195,14 @@ impl PlanPage {
         PlanPage { va: 0, paddr: 0, attrs: PageAttrs { read: false, write: false, execute: false, device: false }, private: false, lo: 0, hi: 0 };
 }
 
-/// Builds the address space of an instance of template `index` from its plan; returns the
-/// root and the IPC buffer's frame, or the root to tear down (0: none) on out of memory.
-fn build(info: &bootinfo::BootInfo<'static>, mem: &mut Memory, index: usize, plan: &[PlanPage]) -> Result<(u64, u64), u64> {
-    let d = info.template(index);
+/// Builds the address space of an instance from its template's plan (no description record
+/// is read); returns the root and the IPC buffer's frame, or the root to tear down (0: none)
+/// on out of memory.
+fn build(mem: &mut Memory, plan: &Prepared) -> Result<(u64, u64), u64> {
     let root = pagetable::new_root(mem).ok_or(0u64)?;
     let mut mapper = pagetable::Mapper::new(root);
     let mut ipc = 0;
-    for e in plan {
+    for e in plan.pages {
         let frame = if e.private {
             let Some(frame) = mem.frames.alloc() else { return Err(root) };
             let (lo, hi) = (e.lo as u64, e.hi as u64);
@@ -184,8 +210,12 @@ fn build(info: &bootinfo::BootInfo<'static>, mem: &mut Memory, index: usize, pla
             // (frozen at its checkpoint), both through the direct map; lo..hi is within a page
             // and 8-byte aligned.
             unsafe {
-                if lo != 0 || hi != PAGE_SIZE {
+                // Only the bytes outside the copied span need zeroing.
+                if hi <= lo {
                     memory::zero_phys(frame, PAGE_SIZE);
+                } else {
+                    memory::zero_phys(frame, lo);
+                    memory::zero_phys(frame + hi, PAGE_SIZE - hi);
                 }
                 if hi > lo {
                     memory::copy_words(
@@ -205,17 +235,13 @@ fn build(info: &bootinfo::BootInfo<'static>, mem: &mut Memory, index: usize, pla
             }
             return Err(root);
         }
-        if e.va == d.ipc_buffer {
+        if e.va == plan.ipc_buffer {
             ipc = frame;
         }
     }
     // Static regions are shared with the template.
-    for m in info.template_maps(&d) {
-        let mp = info.template_map(m);
-        if let TemplateRegion::Static(r) = mp.region {
-            let a = PageAttrs { read: mp.perms.read, write: mp.perms.write, execute: mp.perms.execute, device: !mp.cached };
-            crate::loader::map_region(mem, root, &info.region(r as usize), mp.vaddr, a).map_err(|_| root)?;
-        }
+    for m in plan.statics {
+        crate::loader::map_region(mem, root, &m.region, m.vaddr, m.attrs).map_err(|_| root)?;
     }
     if ipc == 0 {
         return Err(root);
@@ -305,7 +331,47 @@ fn prepare(s: &mut State, t: usize, index: usize) -> Result<Prepared, Error> {
         }
         None => &[],
     };
-    let prepared = Prepared { pages, priority: d.priority, ranges, writable };
+    // Static maps and instance windows, read from the description once here.
+    let info = &s.info;
+    let static_maps = || {
+        info.template_maps(&d).map(|m| info.template_map(m)).filter_map(|mp| match mp.region {
+            TemplateRegion::Static(r) => Some(StaticMap {
+                region: info.region(r as usize),
+                vaddr: mp.vaddr,
+                attrs: PageAttrs { read: mp.perms.read, write: mp.perms.write, execute: mp.perms.execute, device: !mp.cached },
+            }),
+            TemplateRegion::Instance(_) => None,
+        })
+    };
+    let statics = s.mem.alloc_table(static_maps().count().max(1), StaticMap { region: Default::default(), vaddr: 0, attrs: PageAttrs::default() }).ok_or(Error::OutOfMemory)?;
+    let mut n = 0;
+    for m in static_maps() {
+        statics[n] = m;
+        n += 1;
+    }
+    let statics: &'static [StaticMap] = &statics[..n];
+    let template_windows = || {
+        (0..info.instance_window_count()).map(|w| info.instance_window(w)).filter(|w| w.template as usize == index).map(|w| Window {
+            pd: w.pd,
+            vaddr: w.vaddr,
+            stride: w.stride,
+            src: region_vaddr(info, &w).unwrap_or(0),
+            size: info.instance_region(w.instance_region as usize).size,
+            attrs: PageAttrs { read: w.perms.read, write: w.perms.write, execute: false, device: !w.cached },
+        })
+    };
+    let windows = s.mem.alloc_table(template_windows().count().max(1), Window { pd: 0, vaddr: 0, stride: 0, src: 0, size: 0, attrs: PageAttrs::default() }).ok_or(Error::OutOfMemory)?;
+    let mut n = 0;
+    for w in template_windows() {
+        windows[n] = w;
+        n += 1;
+    }
+    let windows: &'static [Window] = &windows[..n];
+    let holder_badge = (0..info.channel_array_count())
+        .map(|a| info.channel_array(a))
+        .find(|a| a.template as usize == index && a.pd.pd == tpl.holder)
+        .map_or(0, |a| a.instance_id as u8);
+    let prepared = Prepared { pages, priority: d.priority, ranges, writable, ipc_buffer: d.ipc_buffer, statics, windows, holder_badge };
     s.plans[index] = prepared;
     s.instances.set_compacted(t);
     Ok(prepared)
@@ -387,15 +453,11 @@ pub fn demand_fault(s: &mut State, pd: PdId, esr: u64, address: u64) -> bool {
 }
 
 /// Maps instance `id`'s copies of its instance regions into the static PDs' instance windows
-/// (template `index`, instance root `root`). On failure, what was mapped is unmapped again.
-fn map_windows(s: &mut State, index: usize, id: u32, root: u64) -> Result<(), ()> {
-    for w in 0..s.info.instance_window_count() {
-        let win = s.info.instance_window(w);
-        if win.template as usize != index {
-            continue;
-        }
-        if map_window(s, &win, id, root).is_err() {
-            unmap_windows(s, index, id, w + 1);
+/// (instance root `root`). On failure, what was mapped is unmapped again.
+fn map_windows(s: &mut State, windows: &[Window], id: u32, root: u64) -> Result<(), ()> {
+    for (k, w) in windows.iter().enumerate() {
+        if map_window(s, w, id, root).is_err() {
+            unmap_windows(s, &windows[..=k], id);
             return Err(());
         }
     }
@@ -411,32 +473,24 @@ fn region_vaddr(info: &bootinfo::BootInfo<'static>, win: &bootinfo::InstanceWind
         .map(|mp| mp.vaddr)
 }
 
-fn map_window(s: &mut State, win: &bootinfo::InstanceWindow, id: u32, root: u64) -> Result<(), ()> {
-    let src = region_vaddr(&s.info, win).ok_or(())?;
-    let size = s.info.instance_region(win.instance_region as usize).size;
-    let base = win.vaddr + id as u64 * win.stride;
-    let proot = s.kernel.pd(win.pd).root;
-    let a = PageAttrs { read: win.perms.read, write: win.perms.write, execute: false, device: !win.cached };
-    for p in 0..size / PAGE_SIZE {
-        let leaf = pagetable::lookup(&mut s.mem, root, src + p * PAGE_SIZE).ok_or(())?;
-        pagetable::map(&mut s.mem, proot, base + p * PAGE_SIZE, leaf.paddr & !(PAGE_SIZE - 1), PageSize::Small, a).map_err(|_| ())?;
+fn map_window(s: &mut State, w: &Window, id: u32, root: u64) -> Result<(), ()> {
+    let base = w.vaddr + id as u64 * w.stride;
+    let proot = s.kernel.pd(w.pd).root;
+    for p in 0..w.size / PAGE_SIZE {
+        let leaf = pagetable::lookup(&mut s.mem, root, w.src + p * PAGE_SIZE).ok_or(())?;
+        pagetable::map(&mut s.mem, proot, base + p * PAGE_SIZE, leaf.paddr & !(PAGE_SIZE - 1), PageSize::Small, w.attrs).map_err(|_| ())?;
     }
     Ok(())
 }
 
-/// Unmaps instance `id` from the first `count` instance windows of template `index` (the
-/// frames are the instance's: its teardown frees them) and flushes the holders' TLB entries.
-fn unmap_windows(s: &mut State, index: usize, id: u32, count: usize) {
-    for w in 0..count.min(s.info.instance_window_count()) {
-        let win = s.info.instance_window(w);
-        if win.template as usize != index {
-            continue;
-        }
-        let size = s.info.instance_region(win.instance_region as usize).size;
-        let base = win.vaddr + id as u64 * win.stride;
-        let p = s.kernel.pd(win.pd);
+/// Unmaps instance `id` from `windows` (the frames are the instance's: its teardown frees
+/// them) and flushes the holders' TLB entries.
+fn unmap_windows(s: &mut State, windows: &[Window], id: u32) {
+    for w in windows {
+        let base = w.vaddr + id as u64 * w.stride;
+        let p = s.kernel.pd(w.pd);
         let (proot, asid) = (p.root, p.asid.id);
-        for page in 0..size / PAGE_SIZE {
+        for page in 0..w.size / PAGE_SIZE {
             pagetable::unmap(&mut s.mem, proot, base + page * PAGE_SIZE);
         }
         arch::mmu::flush_asid(asid);
@@ -562,7 +616,7 @@ fn destroy(s: &mut State, holder: PdId, handle: u64, id: u64) -> Result<(), Erro
     }
     arch::mmu::flush_asid(asid);
     let index = tpl.template_pd as usize - s.info.pd_count();
-    unmap_windows(s, index, id as u32, usize::MAX);
+    unmap_windows(s, s.plans[index].windows, id as u32);
     teardown(&mut s.mem, s.plans[index].ranges, root, s.kernel.pd(tpl.template_pd).root);
     s.instances.release(t, id as u32);
     Ok(())

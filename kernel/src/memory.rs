@@ -36,13 +36,30 @@ pub unsafe fn zero_phys(paddr: u64, len: u64) {
     // SAFETY: forwarded to the caller: only [start, end) is written. The direct map is Normal
     // cacheable memory, where DC ZVA is allowed (DCZID_EL0.DZP was checked).
     unsafe {
-        core::ptr::write_bytes(start as *mut u8, 0, (body - start) as usize);
+        if body > start {
+            core::ptr::write_bytes(start as *mut u8, 0, (body - start) as usize);
+        }
         let mut at = body;
+        // Sixteen blocks per iteration (1 KiB with the usual 64-byte block): two instructions a
+        // block instead of four, which halves the cost of zeroing a page table or a frame.
+        while body_end - at >= 16 * block {
+            core::arch::asm!(
+                ".rept 16",
+                "dc zva, {at}",
+                "add {at}, {at}, {block}",
+                ".endr",
+                at = inout(reg) at,
+                block = in(reg) block,
+                options(nostack, preserves_flags),
+            );
+        }
         while at < body_end {
             core::arch::asm!("dc zva, {}", in(reg) at, options(nostack, preserves_flags));
             at += block;
         }
-        core::ptr::write_bytes(body_end as *mut u8, 0, (end - body_end) as usize);
+        if end > body_end {
+            core::ptr::write_bytes(body_end as *mut u8, 0, (end - body_end) as usize);
+        }
     }
 }
 
