@@ -83,7 +83,6 @@ fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
         return Err(Error::InvalidState);
     }
     let index = tpl.template_pd as usize - s.info.pd_count();
-    let troot = s.kernel.pd(tpl.template_pd).root;
     let prepared = if tpl.compacted { s.plans[index] } else { prepare(s, t, index)? };
     let id = s.instances.alloc(t)?;
     let slot = s.instances.slot(t, id);
@@ -99,19 +98,19 @@ fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
         Ok(r) => r,
         Err(root) => {
             if root != 0 {
-                teardown(&mut s.mem, prepared.ranges, root, troot);
+                teardown(&mut s.mem, prepared.ranges, root);
             }
             s.instances.release(t, id);
             return Err(Error::OutOfMemory);
         }
     };
     if let Err(e) = s.instances.charge(t, id, used) {
-        teardown(&mut s.mem, prepared.ranges, root, troot);
+        teardown(&mut s.mem, prepared.ranges, root);
         s.instances.release(t, id);
         return Err(e);
     }
     if map_windows(s, prepared.windows, id, root).is_err() {
-        teardown(&mut s.mem, prepared.ranges, root, troot);
+        teardown(&mut s.mem, prepared.ranges, root);
         s.instances.release(t, id);
         return Err(Error::OutOfMemory);
     }
@@ -192,7 +191,14 @@ pub struct PlanPage {
 
 impl PlanPage {
     pub const NONE: PlanPage =
-        PlanPage { va: 0, paddr: 0, attrs: PageAttrs { read: false, write: false, execute: false, device: false }, private: false, lo: 0, hi: 0 };
+        PlanPage {
+            va: 0,
+            paddr: 0,
+            attrs: PageAttrs { read: false, write: false, execute: false, device: false, owned: false },
+            private: false,
+            lo: 0,
+            hi: 0,
+        };
 }
 
 /// Builds the address space of an instance from its template's plan (no description record
@@ -318,7 +324,9 @@ fn prepare(s: &mut State, t: usize, index: usize) -> Result<Prepared, Error> {
             // The part of the stack page below the stack pointer is dead.
             lo = lo.max(((sp - va) & !15) as u16);
         }
-        table[n] = PlanPage { va, paddr: leaf.paddr & !(PAGE_SIZE - 1), attrs: leaf.attrs, private, lo, hi: hi.max(lo) };
+        // A private page's frame is the instance's own: marked so its teardown frees it.
+        let attrs = PageAttrs { owned: private, ..leaf.attrs };
+        table[n] = PlanPage { va, paddr: leaf.paddr & !(PAGE_SIZE - 1), attrs, private, lo, hi: hi.max(lo) };
         n += 1;
     });
     let pages: &'static [PlanPage] = &table[..n];
@@ -338,7 +346,7 @@ fn prepare(s: &mut State, t: usize, index: usize) -> Result<Prepared, Error> {
             TemplateRegion::Static(r) => Some(StaticMap {
                 region: info.region(r as usize),
                 vaddr: mp.vaddr,
-                attrs: PageAttrs { read: mp.perms.read, write: mp.perms.write, execute: mp.perms.execute, device: !mp.cached },
+                attrs: PageAttrs { read: mp.perms.read, write: mp.perms.write, execute: mp.perms.execute, device: !mp.cached, owned: false },
             }),
             TemplateRegion::Instance(_) => None,
         })
@@ -357,7 +365,7 @@ fn prepare(s: &mut State, t: usize, index: usize) -> Result<Prepared, Error> {
             stride: w.stride,
             src: region_vaddr(info, &w).unwrap_or(0),
             size: info.instance_region(w.instance_region as usize).size,
-            attrs: PageAttrs { read: w.perms.read, write: w.perms.write, execute: false, device: !w.cached },
+            attrs: PageAttrs { read: w.perms.read, write: w.perms.write, execute: false, device: !w.cached, owned: false },
         })
     };
     let windows = s.mem.alloc_table(template_windows().count().max(1), Window { pd: 0, vaddr: 0, stride: 0, src: 0, size: 0, attrs: PageAttrs::default() }).ok_or(Error::OutOfMemory)?;
@@ -437,7 +445,7 @@ pub fn demand_fault(s: &mut State, pd: PdId, esr: u64, address: u64) -> bool {
     if s.instances.charge_more(t, id, PAGE_SIZE).is_err() {
         return false;
     }
-    let attrs = PageAttrs { read: true, write: true, execute: false, device: false };
+    let attrs = PageAttrs { read: true, write: true, execute: false, device: false, owned: true };
     let mapped = match s.mem.zeroed_frame() {
         Some(frame) => pagetable::map(&mut s.mem, root, va, frame, PageSize::Small, attrs).map_err(|_| {
             let _ = s.mem.frames.free(frame);
@@ -531,10 +539,11 @@ fn ranges(info: &bootinfo::BootInfo<'static>, index: usize) -> Option<([(u64, u6
 
 /// Frees what an instance's address space owns: every leaf frame the template does not map at
 /// the same address, and every table.
-fn teardown(mem: &mut Memory, ranges: &[(u64, u64)], root: u64, troot: u64) {
-    let mut leaf = |mem: &mut Memory, va, leaf: pagetable::Leaf| {
-        let shared = pagetable::lookup(mem, troot, va).is_some_and(|t| t.paddr == leaf.paddr);
-        if !shared && leaf.size == PageSize::Small {
+fn teardown(mem: &mut Memory, ranges: &[(u64, u64)], root: u64) {
+    // Its own frames (private and on-demand pages) carry the owned mark; the rest are the
+    // template's or static regions', shared.
+    let mut leaf = |mem: &mut Memory, _va, leaf: pagetable::Leaf| {
+        if leaf.attrs.owned && leaf.size == PageSize::Small {
             let _ = mem.frames.free(leaf.paddr);
         }
     };
@@ -617,7 +626,7 @@ fn destroy(s: &mut State, holder: PdId, handle: u64, id: u64) -> Result<(), Erro
     arch::mmu::flush_asid(asid);
     let index = tpl.template_pd as usize - s.info.pd_count();
     unmap_windows(s, s.plans[index].windows, id as u32);
-    teardown(&mut s.mem, s.plans[index].ranges, root, s.kernel.pd(tpl.template_pd).root);
+    teardown(&mut s.mem, s.plans[index].ranges, root);
     s.instances.release(t, id as u32);
     Ok(())
 }

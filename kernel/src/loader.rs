@@ -38,7 +38,7 @@ impl core::fmt::Display for LoadError {
 }
 
 fn attrs(perms: Perms, cached: bool) -> PageAttrs {
-    PageAttrs { read: perms.read, write: perms.write, execute: perms.execute, device: !cached }
+    PageAttrs { read: perms.read, write: perms.write, execute: perms.execute, device: !cached, owned: false }
 }
 
 /// Maps a program's ELF segments (file pages in place: the blob is in RAM; zeroed frames past
@@ -73,7 +73,7 @@ fn map_image(
             arch::mmu::sync_instruction_cache(arch::phys_to_virt(blob_paddr + seg.data_offset), file_pages * PAGE_SIZE);
         }
     }
-    let rw = PageAttrs { read: true, write: true, execute: false, device: false };
+    let rw = PageAttrs { read: true, write: true, execute: false, device: false, owned: false };
     let stack_base = stack_top - stack_size;
     const { assert!(STACK_GUARD_SIZE >= PAGE_SIZE) };
     for p in 0..stack_size / PAGE_SIZE {

@@ -34,6 +34,9 @@ const NOT_GLOBAL: u64 = 1 << 11;
 const PXN: u64 = 1 << 53;
 const UXN: u64 = 1 << 54;
 const ADDRESS_MASK: u64 = 0x0000_ffff_ffff_f000;
+/// Bit 55 of a leaf descriptor, one of the four (55..58) reserved for software: see
+/// [`PageAttrs::owned`].
+const OWNED: u64 = 1 << 55;
 
 /// Where tables live: the kernel implements this over its frame allocator and direct map, the
 /// tests over a vector.
@@ -52,6 +55,10 @@ pub struct PageAttrs {
     pub execute: bool,
     /// Device memory (Device-nGnRE): for `cached="false"` maps.
     pub device: bool,
+    /// The frame belongs to this address space (a featherweight instance's private or
+    /// on-demand page): its teardown frees it. Kept in a descriptor bit the MMU ignores
+    /// ([`OWNED`]), so teardown needs no other record of which frames are shared.
+    pub owned: bool,
 }
 
 /// Page sizes.
@@ -112,6 +119,9 @@ pub fn leaf_descriptor(paddr: u64, attrs: PageAttrs, size: PageSize) -> u64 {
     if !attrs.execute || attrs.device {
         d |= UXN;
     }
+    if attrs.owned {
+        d |= OWNED;
+    }
     d
 }
 
@@ -121,6 +131,7 @@ fn decode_attrs(d: u64) -> PageAttrs {
         write: d & AP_READ_ONLY == 0,
         execute: d & UXN == 0,
         device: (d >> ATTR_SHIFT) & 7 == MAIR_DEVICE,
+        owned: d & OWNED != 0,
     }
 }
 
@@ -435,9 +446,9 @@ mod tests {
         }
     }
 
-    const RX: PageAttrs = PageAttrs { read: true, write: false, execute: true, device: false };
-    const RW: PageAttrs = PageAttrs { read: true, write: true, execute: false, device: false };
-    const RO: PageAttrs = PageAttrs { read: true, write: false, execute: false, device: false };
+    const RX: PageAttrs = PageAttrs { read: true, write: false, execute: true, device: false, owned: false };
+    const RW: PageAttrs = PageAttrs { read: true, write: true, execute: false, device: false, owned: false };
+    const RO: PageAttrs = PageAttrs { read: true, write: false, execute: false, device: false, owned: false };
 
     #[test]
     fn maps_and_looks_up() {
@@ -476,7 +487,7 @@ mod tests {
         assert_eq!(a.tables.len(), b.tables.len());
         assert_eq!(m.map_page(&mut b, 0x20_1000, 0x4200_0000, RO), Err(MapError::AlreadyMapped));
         assert_eq!(m.map_page(&mut b, 0x20_3000, 0x4200_0800, RO), Err(MapError::Misaligned));
-        let wx = PageAttrs { read: true, write: true, execute: true, device: false };
+        let wx = PageAttrs { read: true, write: true, execute: true, device: false, owned: false };
         assert_eq!(m.map_page(&mut b, 0x20_3000, 0x4200_0000, wx), Err(MapError::BadPermissions));
     }
 
@@ -527,7 +538,7 @@ mod tests {
         assert_eq!(map(&mut m, root, 0x60_1000, 0x4100_0000, PageSize::Small, RO), Err(MapError::AlreadyMapped));
         assert_eq!(map(&mut m, root, 0x20_0800, 0x4100_0000, PageSize::Small, RO), Err(MapError::Misaligned));
         assert_eq!(map(&mut m, root, USER_TOP, 0x4100_0000, PageSize::Small, RO), Err(MapError::OutOfRange));
-        let wx = PageAttrs { read: true, write: true, execute: true, device: false };
+        let wx = PageAttrs { read: true, write: true, execute: true, device: false, owned: false };
         assert_eq!(map(&mut m, root, 0x30_0000, 0x4100_0000, PageSize::Small, wx), Err(MapError::BadPermissions));
         assert_eq!(map(&mut m, root, 0x30_0000, 0x4100_0000, PageSize::Small, PageAttrs::default()), Err(MapError::BadPermissions));
         let mut tiny = FakeMemory::new(1);
@@ -594,12 +605,26 @@ mod tests {
     }
 
     #[test]
+    fn the_owned_mark_is_a_software_bit_that_round_trips() {
+        let owned = PageAttrs { owned: true, ..RW };
+        let d = leaf_descriptor(0x4000_1000, owned, PageSize::Small);
+        assert_eq!(d & !OWNED, leaf_descriptor(0x4000_1000, RW, PageSize::Small), "the MMU sees the same page");
+        assert_eq!(decode_attrs(d), owned);
+        let mut mem = FakeMemory::new(100);
+        let root = new_root(&mut mem).unwrap();
+        map(&mut mem, root, 0x20_0000, 0x4000_1000, PageSize::Small, owned).unwrap();
+        map(&mut mem, root, 0x20_1000, 0x4000_2000, PageSize::Small, RO).unwrap();
+        assert!(lookup(&mut mem, root, 0x20_0000).unwrap().attrs.owned);
+        assert!(!lookup(&mut mem, root, 0x20_1000).unwrap().attrs.owned);
+    }
+
+    #[test]
     fn descriptor_bits() {
         // Normal RW user page: valid page, AF, nG, PXN, UXN, EL0 access, inner shareable, attr 1.
         let d = leaf_descriptor(0x4000_1000, RW, PageSize::Small);
         assert_eq!(d, 0x4000_1000 | 0b11 | (1 << 10) | (1 << 11) | (1 << 53) | (1 << 54) | (1 << 6) | (3 << 8) | (1 << 2));
         // Device pages are never executable and use attr 0.
-        let dev = PageAttrs { read: true, write: true, execute: true, device: true };
+        let dev = PageAttrs { read: true, write: true, execute: true, device: true, owned: false };
         let d = leaf_descriptor(0x0900_0000, dev, PageSize::Small);
         assert_ne!(d & (1 << 54), 0);
         assert_eq!((d >> 2) & 7, MAIR_DEVICE);
