@@ -8,14 +8,14 @@ REPORT ?= build/edgeos.report.txt
 FUZZ_SECONDS ?= 20
 EDGEOS := cargo run -q --release --bin edgeos --
 
-.PHONY: run test deps bare image check graph bench idle baseline baseline-smoke host-test lint sdfgen-test memcached-test loadgen-test system-test net-test memcached-qemu-test instances-test model-check fuzz-smoke net-bench clean
+.PHONY: run test deps bare image check graph bench idle baseline baseline-smoke host-test lint sdfgen-test memcached-test loadgen-test system-test net-test memcached-qemu-test instances-test policy-test model-check fuzz-smoke net-bench clean
 
 ## run: build the default system (system.xml) and boot it in QEMU (Ctrl-A X quits)
 run: image
 	qemu/run.sh $(IMAGE)
 
 ## test: every test: host unit and fixture tests, lints, QEMU system tests, a fuzz smoke run
-test: deps host-test model-check lint sdfgen-test memcached-test loadgen-test system-test net-test memcached-qemu-test instances-test baseline-smoke fuzz-smoke
+test: deps host-test model-check lint sdfgen-test memcached-test loadgen-test system-test net-test memcached-qemu-test instances-test policy-test baseline-smoke fuzz-smoke
 	@echo "make test: all suites passed"
 
 deps:
@@ -73,9 +73,15 @@ memcached-qemu-test: bare
 instances-test: bare
 	SKIP_BUILD=1 tests/instances/run.sh
 
+## policy-test: per-client policy: each client address gets its own memcached instance (raw L2 link)
+policy-test: bare
+	SKIP_BUILD=1 tests/policy/run.sh
+
 fuzz-smoke:
 	libs/sysdesc/fuzz/run.sh $(FUZZ_SECONDS)
 	pds/virtualiser/core/fuzz/run.sh $(FUZZ_SECONDS)
+	tenants/memcached/fuzz/run.sh $(FUZZ_SECONDS)
+	pds/manager/core/fuzz/run.sh $(FUZZ_SECONDS)
 
 ## bench: IPC round trips and boot time in guest instructions (-icount), see docs/benchmarks.md
 bench: bare
