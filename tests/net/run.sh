@@ -33,14 +33,20 @@ if ! cargo run -q --bin edgeos -- build tests/net/system.xml --board qemu-virt-a
 fi
 
 # Free local ports: 4 forwarded (echo1, echo2, sink, netctl) and 2 for the raw-frame injector.
+# (A UDP port the kernel picks may be taken for TCP: pick again then.)
 read -r p1 p2 p3 p4 inj_guest inj_host < <(python3 -c '
 import socket
-socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(6)]
-tcps = [socket.socket() for _ in range(4)]
-for s in socks: s.bind(("127.0.0.1", 0))
-ports = [s.getsockname()[1] for s in socks]
-for t, p in zip(tcps, ports): t.bind(("127.0.0.1", p))
-print(*ports)')
+for _ in range(50):
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(6)]
+    tcps = [socket.socket() for _ in range(4)]
+    for s in socks: s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    try:
+        for t, p in zip(tcps, ports): t.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    print(*ports)
+    break')
 
 fwd="hostfwd=udp:127.0.0.1:$p1-:7001,hostfwd=tcp:127.0.0.1:$p1-:7001"
 fwd="$fwd,hostfwd=udp:127.0.0.1:$p2-:7002,hostfwd=tcp:127.0.0.1:$p2-:7002"

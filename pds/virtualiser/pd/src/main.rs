@@ -46,6 +46,7 @@ use edgeos_netvirt_core::flow::{Connection, FlowTable, Protocol, TenantId};
 use edgeos_netvirt_core::parse::{self, Payload, ARP_REPLY, ETHERNET_HEADER, MAX_FRAME};
 use edgeos_netvirt_core::config::{self, Route};
 use edgeos_netvirt_core::instances::{self, InstanceMap, InstancePolicy, Life, ServiceSpec, MAX_SLOTS};
+use edgeos_netvirt_core::sched::{Deadlines, Refusals, WorkSet};
 use edgeos_netvirt_core::{arp, policy};
 use edgeos_rings::net::{
     tenant_layout, LinkControl, LinkInfo, TenantQueue, LINK_INFO_BYTES, LINK_INFO_OFFSET, NIC_BUFFERS, NIC_FRAME_OFFSET,
@@ -63,6 +64,9 @@ const MAX_TENANTS: usize = 5;
 const HEADER_COPY: usize = 128;
 /// Frames taken from one tenant per round, so one busy tenant cannot starve the others.
 const TX_ROUND: usize = 32;
+/// After the manager refuses a flow an instance, its packets are dropped without asking again
+/// for 1/this of a second (10 ms).
+const ASSIGN_BACKOFF_PER_SECOND: u64 = 100;
 
 #[derive(Default, Clone, Copy)]
 struct Counters {
@@ -112,7 +116,7 @@ struct Tenant {
     broken: bool,
     /// Delivered or returned something this batch (check its signal flags).
     touched: bool,
-    /// Has frames waiting that found no NIC transmit buffer.
+    /// Has frames waiting that found no NIC transmit buffer (it is in `Virtualiser::blocked`).
     tx_blocked: bool,
     /// Ran out of receive buffers (reported once per episode).
     starving: bool,
@@ -161,6 +165,9 @@ struct InstanceCounters {
     dead: u64,
     parked: u64,
     route_errors: u64,
+    /// Packets dropped without asking the manager: their flow was refused an instance within
+    /// the back-off time.
+    backed_off: u64,
 }
 
 struct Virtualiser {
@@ -190,6 +197,22 @@ struct Virtualiser {
     touch: Vec<TenantId>,
     /// Instances a channel array reported (scratch).
     heard: Vec<(usize, u32)>,
+    /// The tenants this event visits (`docs/network.md`, "Per event cost"): they notified, a
+    /// frame went to them, they are fresh, or transmit buffers came back while they waited.
+    /// A tenant leaves it (at the end of the event) only with a signal requested on its
+    /// `tx_active`, or in `blocked`.
+    work: WorkSet,
+    /// Tenants with frames waiting for a NIC transmit buffer (`tx_blocked`).
+    blocked: WorkSet,
+    /// Tenants' timer and idle deadlines (earliest first; the timer is armed for the first).
+    deadlines: Deadlines,
+    /// Tenants notified for a deadline that have not published another one yet: a later
+    /// deadline comes without a notification, so each event re-reads theirs until it
+    /// changed (as the scan of every tenant did before). `woken_spare`: scratch.
+    woken: WorkSet,
+    woken_spare: WorkSet,
+    /// Flows the manager recently refused an instance for (ASSIGN back-off).
+    refusals: Refusals,
     /// The manager asked for a notification when this event is done (pool refill).
     refill: bool,
     /// The counter at the start of this event.
@@ -213,6 +236,10 @@ struct Virtualiser {
     frames: u64,
     busy_ticks: u64,
     reported_at: u64,
+    /// Events handled, tenants they visited (work-set sizes summed) and deadline reviews.
+    events: u64,
+    visits: u64,
+    reviews: u64,
 }
 
 /// Frames between two statistics lines.
@@ -588,6 +615,12 @@ fn init() -> Virtualiser {
         doomed: Vec::new(),
         touch: Vec::new(),
         heard: Vec::new(),
+        work: WorkSet::new(),
+        blocked: WorkSet::new(),
+        deadlines: Deadlines::new(),
+        woken: WorkSet::new(),
+        woken_spare: WorkSet::new(),
+        refusals: Refusals::new(ticks_per_sec / ASSIGN_BACKOFF_PER_SECOND),
         refill: false,
         now: 0,
         manager: ManagerLink::from_description(),
@@ -606,6 +639,9 @@ fn init() -> Virtualiser {
         frames: 0,
         busy_ticks: 0,
         reported_at: 0,
+        events: 0,
+        visits: 0,
+        reviews: 0,
     };
     // Every receive buffer starts with the driver.
     for i in 0..NIC_BUFFERS {
@@ -614,7 +650,12 @@ fn init() -> Virtualiser {
         }
     }
     v.driver_touched = true;
+    // Every static tenant is visited once: its `tx_active` asks for a signal from then on.
+    for t in 0..v.tenants.len() {
+        v.work.add(t as TenantId);
+    }
     v.batch();
+    v.work.clear();
     debug_println!(
         "net-virt: node {}.{}.{}.{} MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {} tenants, {} instance services",
         node_ip[0], node_ip[1], node_ip[2], node_ip[3],
@@ -728,6 +769,7 @@ impl Virtualiser {
 
     /// Copies a received frame into tenant `t`'s next free buffer.
     fn deliver(&mut self, t: TenantId, nic_offset: u64, len: u32) {
+        self.work.add(t);
         let now = self.now;
         let idle = self.map.instance(t).map_or(0, |(slot, _)| self.slots[slot].spec.idle_ticks);
         let Some(tenant) = tenant_mut(&mut self.tenants, &mut self.slots, &self.map, t) else { return };
@@ -762,6 +804,7 @@ impl Virtualiser {
 
     /// Instance tenant `t` notified: it runs, so its parked frame can go in now.
     fn heard_from(&mut self, t: TenantId) {
+        self.work.add(t);
         let Some(tenant) = tenant!(self, t) else { return };
         let Some(mut life) = tenant.life.take() else { return };
         life.heard = true;
@@ -833,6 +876,11 @@ impl Virtualiser {
                     self.table.lookup(&c).or_else(|| {
                         // A flow to an instance service's port with no route yet: ask the manager.
                         let slot = self.map.slot_for(c.protocol, c.local_port)?;
+                        if self.refusals.backing_off(self.slots[slot].spec.service, &c, self.now) {
+                            // Refused a moment ago: drop it without asking again.
+                            self.instance_counters.backed_off += 1;
+                            return None;
+                        }
                         self.assign(slot, &c)
                     })
                 });
@@ -854,6 +902,7 @@ impl Virtualiser {
             Ok(a) => a,
             Err(e) => {
                 self.instance_counters.refused += 1;
+                self.refusals.refused(spec.service, c, self.now);
                 if self.instance_counters.refused.is_power_of_two() {
                     debug_println!("net-virt: the manager gave no instance of service {} for port {}: {e:?}", spec.service, c.local_port);
                 }
@@ -864,6 +913,7 @@ impl Virtualiser {
         let Some(t) = self.map.tenant(slot, a.instance.index).filter(|_| a.instance.fork == spec.fork) else {
             debug_println!("net-virt: the manager assigned {:?}, not an instance this virtualiser can serve", a.instance);
             self.instance_counters.refused += 1;
+            self.refusals.refused(spec.service, c, self.now);
             let _ = manager.release(a.instance);
             return None;
         };
@@ -926,6 +976,7 @@ impl Virtualiser {
         }
         s.instances[i] = Some(Box::new(tenant));
         self.live.push(t);
+        self.work.add(t);
         self.instance_counters.fresh += 1;
         if self.instance_counters.fresh <= 64 || self.instance_counters.fresh.is_power_of_two() {
             debug_println!(
@@ -946,6 +997,7 @@ impl Virtualiser {
             self.live.swap_remove(k);
         }
         self.touch.retain(|x| *x != t);
+        self.deadlines.forget(t);
         was
     }
 
@@ -957,8 +1009,12 @@ impl Virtualiser {
     /// Drops and RELEASEs the instances found idle or broken during this event; reports
     /// activity (TOUCH) and asks for a pool refill.
     fn settle(&mut self) {
-        for k in 0..self.live.len() {
-            let t = self.live[k];
+        // Only tenants visited this event can have broken their queues in it.
+        for k in 0..self.work.len() {
+            let t = self.work.get(k);
+            if (t as usize) < self.tenants.len() {
+                continue;
+            }
             if tenant!(self, t).is_some_and(|x| x.broken) && !self.doomed.iter().any(|(d, _)| *d == t) {
                 self.doomed.push((t, Drop::Broken));
             }
@@ -1060,6 +1116,9 @@ impl Virtualiser {
             }
             if self.tx_pool.is_empty() {
                 tenant.tx_blocked = !matches!(tenant.tx_active.is_empty(), Ok(true));
+                if tenant.tx_blocked {
+                    self.blocked.add(t);
+                }
                 return progress;
             }
             let d = match tenant.tx_active.dequeue() {
@@ -1118,16 +1177,21 @@ impl Virtualiser {
     fn batch(&mut self) {
         loop {
             // Sent buffers back from the driver.
+            let mut returned = false;
             while let Some(d) = driver_queue(self.nic_tx_free.dequeue()) {
                 let index = driver_queue(NIC_LAYOUT.check(d));
                 self.tx_pool.push(index);
-                // Tenants that were waiting for a transmit buffer can go on.
-                for k in 0..self.served() {
-                    let t = self.id_at(k);
+                returned = true;
+            }
+            // Tenants that were waiting for a transmit buffer can go on: visit them.
+            if returned && !self.blocked.is_empty() {
+                for k in 0..self.blocked.len() {
+                    let t = self.blocked.get(k);
                     if let Some(tenant) = tenant!(self, t) {
                         tenant.tx_blocked = false;
                     }
                 }
+                self.blocked.move_into(&mut self.work);
             }
             // Received frames.
             while let Some(d) = driver_queue(self.nic_rx_active.dequeue()) {
@@ -1141,8 +1205,8 @@ impl Virtualiser {
             let mut progress = true;
             while progress && !self.tx_pool.is_empty() {
                 progress = false;
-                for k in 0..self.served() {
-                    let t = self.id_at(k);
+                for k in 0..self.work.len() {
+                    let t = self.work.get(k);
                     progress |= self.transmit_from(t);
                 }
             }
@@ -1154,8 +1218,8 @@ impl Virtualiser {
                     self.driver.notify();
                 }
             }
-            for k in 0..self.served() {
-                let t = self.id_at(k);
+            for k in 0..self.work.len() {
+                let t = self.work.get(k);
                 let Some(tenant) = tenant!(self, t) else { continue };
                 if core::mem::take(&mut tenant.touched) && !tenant.broken {
                     let rx = tenant.rx_active.signal_wanted();
@@ -1171,27 +1235,32 @@ impl Virtualiser {
             // wake the virtualiser only when it runs low or a tenant waits for one (every batch
             // takes them back anyway), which saves a notification a frame.
             let mut more = !driver_queue(self.nic_rx_active.finish_batch());
-            let mut any_blocked = false;
-            for k in 0..self.served() {
-                let t = self.id_at(k);
-                any_blocked |= tenant!(self, t).is_some_and(|x| x.tx_blocked);
-            }
+            let any_blocked = !self.blocked.is_empty();
             let need_tx_buffers = self.tx_pool.len() < (NIC_BUFFERS / 4) as usize || any_blocked;
             if need_tx_buffers {
                 more |= !driver_queue(self.nic_tx_free.finish_batch());
             } else {
                 self.nic_tx_free.cancel_signal();
             }
+            // Every tenant visited leaves with a signal requested on its `tx_active`, or with
+            // frames waiting for a transmit buffer (in `blocked`: visited when buffers come
+            // back, which then wakes us), or is visited again now.
             let pool_empty = self.tx_pool.is_empty();
-            for k in 0..self.served() {
-                let t = self.id_at(k);
+            for k in 0..self.work.len() {
+                let t = self.work.get(k);
                 let Some(tenant) = tenant!(self, t) else { continue };
                 if tenant.broken {
                     continue;
                 }
                 match tenant.tx_active.finish_batch() {
                     Ok(true) => {}
-                    Ok(false) => more |= !tenant.tx_blocked && !pool_empty,
+                    Ok(false) if tenant.tx_blocked || pool_empty => {
+                        if !tenant.tx_blocked {
+                            tenant.tx_blocked = true;
+                            self.blocked.add(t);
+                        }
+                    }
+                    Ok(false) => more = true,
                     Err(e) => tenant.fail("tx_active", e),
                 }
             }
@@ -1207,41 +1276,77 @@ impl Virtualiser {
     /// still ahead. A deadline a tenant leaves unchanged after being served fires only once,
     /// so a tenant cannot make the virtualiser spin. Instances idle past their service's time
     /// are doomed (dropped and RELEASEd by `settle`); the timer also wakes for the next one.
+    ///
+    /// Only the tenants visited this event and those whose heap entry is due are looked at:
+    /// a tenant publishes an earlier deadline with a notification (so it is visited), and a
+    /// deadline that moved later (activity, a later `wake_at`) is found when the earlier
+    /// entry pops and re-scheduled.
     fn serve_deadlines(&mut self) {
         if self.timer.is_none() {
             return;
         }
         let now = counter();
-        let mut next = u64::MAX;
-        for k in 0..self.served() {
-            let t = self.id_at(k);
-            let idle = self.map.instance(t).map_or(0, |(slot, _)| self.slots[slot].spec.idle_ticks);
-            let Some(tenant) = tenant!(self, t) else { continue };
-            if tenant.broken {
-                continue;
-            }
-            if let Some(life) = tenant.life.as_ref() {
-                if life.idle(now, idle) {
-                    self.doomed.push((t, Drop::Idle));
-                    continue;
+        // Tenants woken for a deadline: once one has published its next deadline (any value
+        // but the one served), read it; until then, look again at the next event.
+        if !self.woken.is_empty() {
+            core::mem::swap(&mut self.woken, &mut self.woken_spare);
+            for k in 0..self.woken_spare.len() {
+                let t = self.woken_spare.get(k);
+                match tenant!(self, t) {
+                    Some(x) if !x.broken && x.control.wake_at() == x.served_wake => {
+                        self.woken.add(t);
+                    }
+                    Some(_) => self.review_deadline(t, now),
+                    None => {}
                 }
-                next = next.min(life.idle_at(idle));
             }
-            let wake = tenant.control.wake_at();
-            if wake == u64::MAX || wake == tenant.served_wake {
-                continue;
-            }
-            if wake <= now {
-                tenant.served_wake = wake;
-                tenant.peer.notify();
-            } else {
-                next = next.min(wake);
-            }
+            self.woken_spare.clear();
         }
+        for k in 0..self.work.len() {
+            let t = self.work.get(k);
+            self.review_deadline(t, now);
+        }
+        while let Some(t) = self.deadlines.pop_due(now) {
+            self.review_deadline(t, now);
+        }
+        let next = self.deadlines.next();
         if next != self.armed {
             arm_timer(next);
             self.armed = next;
         }
+    }
+
+    /// Reads tenant `t`'s deadlines at `now`: dooms it if idle past its service's time,
+    /// notifies it if its published deadline passed (once per deadline), and schedules what
+    /// is ahead.
+    fn review_deadline(&mut self, t: TenantId, now: u64) {
+        self.reviews += 1;
+        let idle = self.map.instance(t).map_or(0, |(slot, _)| self.slots[slot].spec.idle_ticks);
+        let Some(tenant) = tenant_mut(&mut self.tenants, &mut self.slots, &self.map, t) else { return };
+        if tenant.broken {
+            return;
+        }
+        let mut next = u64::MAX;
+        if let Some(life) = tenant.life.as_ref() {
+            if life.idle(now, idle) {
+                if !self.doomed.iter().any(|(d, _)| *d == t) {
+                    self.doomed.push((t, Drop::Idle));
+                }
+                return;
+            }
+            next = life.idle_at(idle);
+        }
+        let wake = tenant.control.wake_at();
+        if wake != u64::MAX && wake != tenant.served_wake {
+            if wake <= now {
+                tenant.served_wake = wake;
+                tenant.peer.notify();
+                self.woken.add(t);
+            } else {
+                next = next.min(wake);
+            }
+        }
+        self.deadlines.schedule(t, next);
     }
 }
 
@@ -1256,11 +1361,18 @@ impl Handler for Virtualiser {
     }
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Infallible> {
-        // A batch looks at every queue it consumes: the static tenants and the live instances
-        // (the channel arrays say which instances notified; that only matters for the first
-        // notification of a fresh one, which releases its parked frame).
+        // A batch visits the tenants with work (`work`): static tenants whose channel is in
+        // `channels`, instances the channel arrays name, tenants frames go to, fresh instances,
+        // and tenants waiting for transmit buffers when some come back.
         let start = counter();
         self.now = start;
+        for t in 0..self.tenants.len() {
+            if let Peer::Static(c) = self.tenants[t].peer {
+                if channels.contains(c) {
+                    self.work.add(t as TenantId);
+                }
+            }
+        }
         if let Some(timer) = self.timer {
             if channels.contains(timer) {
                 // The timer condition holds until re-armed: force `serve_deadlines` to re-arm.
@@ -1292,6 +1404,9 @@ impl Handler for Virtualiser {
         self.batch();
         self.serve_deadlines();
         self.settle();
+        self.events += 1;
+        self.visits += self.work.len() as u64;
+        self.work.clear();
         self.busy_ticks += counter() - start;
         if self.frames - self.reported_at >= STATS_EVERY {
             self.reported_at = self.frames;
@@ -1305,9 +1420,10 @@ impl Handler for Virtualiser {
             }
             let c = self.instance_counters;
             debug_println!(
-                "net-virt: stats: frames {} sent {} dropped {} malformed {} unrouted {} handler_ticks {} instances live {} assigned {} fresh {} refused {} idle {} broken {} dead {} parked {}",
+                "net-virt: stats: frames {} sent {} dropped {} malformed {} unrouted {} handler_ticks {} instances live {} assigned {} fresh {} refused {} backed_off {} idle {} broken {} dead {} parked {} deadlines {} events {} visits {} reviews {}",
                 self.frames, sent, dropped, self.malformed, self.unrouted, self.busy_ticks, self.live.len(), c.assigned,
-                c.fresh, c.refused, c.released_idle, c.released_broken, c.dead, c.parked
+                c.fresh, c.refused, c.backed_off, c.released_idle, c.released_broken, c.dead, c.parked, self.deadlines.len(),
+                self.events, self.visits, self.reviews
             );
         }
         Ok(())
