@@ -23,6 +23,10 @@
 //! Two services may not serve the same port with the same protocol, nor share a fork grant
 //! (instances are named by fork grant and instance id). Errors name the line and column and say
 //! how to fix the line.
+//!
+//! `fuzz/` (cargo-fuzz target `config`, run briefly by `make fuzz-smoke`) checks that no input
+//! panics, that errors point inside the text, and that what parses is valid and survives being
+//! rendered back to text and parsed again.
 
 use alloc::format;
 use alloc::string::String;
