@@ -83,7 +83,13 @@ fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
         return Err(Error::InvalidState);
     }
     let index = tpl.template_pd as usize - s.info.pd_count();
-    let prepared = if tpl.compacted { s.plans[index] } else { prepare(s, t, index)? };
+    if !tpl.compacted {
+        prepare(s, t, index)?;
+    }
+    // The plan by reference (it is ~100 bytes: copying it cost a `memmove` per fork); its
+    // slices are 'static, so they outlive the borrow.
+    let prepared = &s.plans[index];
+    let (ranges, windows, priority) = (prepared.ranges, prepared.windows, prepared.priority);
     let id = s.instances.alloc(t)?;
     let slot = s.instances.slot(t, id);
     let asid = slot + 1;
@@ -92,30 +98,30 @@ fn fork(s: &mut State, holder: PdId, handle: u64) -> Result<u32, Error> {
         return Err(Error::OutOfMemory);
     }
     let before = s.mem.frames.free_frames();
-    let built = build(&mut s.mem, &prepared);
+    let built = build(&mut s.mem, &s.plans[index]);
     let used = (before - s.mem.frames.free_frames()) as u64 * PAGE_SIZE;
     let (root, ipc) = match built {
         Ok(r) => r,
         Err(root) => {
             if root != 0 {
-                teardown(&mut s.mem, prepared.ranges, root);
+                teardown(&mut s.mem, ranges, root);
             }
             s.instances.release(t, id);
             return Err(Error::OutOfMemory);
         }
     };
     if let Err(e) = s.instances.charge(t, id, used) {
-        teardown(&mut s.mem, prepared.ranges, root);
+        teardown(&mut s.mem, ranges, root);
         s.instances.release(t, id);
         return Err(e);
     }
-    if map_windows(s, prepared.windows, id, root).is_err() {
-        teardown(&mut s.mem, prepared.ranges, root);
+    if map_windows(s, windows, id, root).is_err() {
+        teardown(&mut s.mem, ranges, root);
         s.instances.release(t, id);
         return Err(Error::OutOfMemory);
     }
     arch::mmu::table_write_barrier();
-    s.kernel.start_instance(slot, tpl.template_pd, prepared.priority, holder, handle as u8, id as u16);
+    s.kernel.start_instance(slot, tpl.template_pd, priority, holder, handle as u8, id as u16);
     let p = s.kernel.pd_mut(slot);
     p.root = root;
     p.asid = Asid { id: asid as u16, generation: 0 };
@@ -276,7 +282,7 @@ fn writable_ranges(info: &bootinfo::BootInfo<'static>, index: usize, mut f: impl
 /// - writes its fork plan: every page an instance gets, shared (code, read-only data) or
 ///   private with the byte span holding data (the rest of a private page starts zeroed), so a
 ///   fork reads no description records and copies only bytes that matter.
-fn prepare(s: &mut State, t: usize, index: usize) -> Result<Prepared, Error> {
+fn prepare(s: &mut State, t: usize, index: usize) -> Result<(), Error> {
     let tpl = *s.instances.template(t);
     let p = s.kernel.pd(tpl.template_pd);
     let (troot, asid, sp) = (p.root, p.asid.id, p.ctx.sp);
@@ -382,7 +388,7 @@ fn prepare(s: &mut State, t: usize, index: usize) -> Result<Prepared, Error> {
     let prepared = Prepared { pages, priority: d.priority, ranges, writable, ipc_buffer: d.ipc_buffer, statics, windows, holder_badge };
     s.plans[index] = prepared;
     s.instances.set_compacted(t);
-    Ok(prepared)
+    Ok(())
 }
 
 /// The byte span `lo..hi` (8-byte aligned) of a page that holds non-zero bytes; None if all zero.
