@@ -8,7 +8,9 @@ instance of its own. Checks:
   - every client stores `owner` = its own name and reads its own name back;
   - after all have stored, each still reads its own value (no instance is shared);
   - a client's second source port reaches the same instance (the policy keys on the address);
-  - the virtualiser logged one fresh instance per client.
+  - the virtualiser logged one fresh instance per client;
+  - past the fork grant's 8 instances, new clients are refused, a burst of a refused client's
+    datagrams is backed off (one ASSIGN, not one each), and the clients served keep working.
 
 Usage: client.py HOST_PORT GUEST_PORT CLIENTS GUEST_LOG
 """
@@ -22,6 +24,8 @@ NODE_IP = "10.0.2.15"
 GATEWAY_IP = "10.0.2.2"
 GATEWAY_MAC = bytes.fromhex("525500000202")
 SERVICE_PORT = 11211
+# The default system's memcached fork grant (system.xml `max_instances`).
+MAX_INSTANCES = 8
 
 passed = 0
 failed = 0
@@ -198,6 +202,42 @@ def main():
         ok(f"the virtualiser opened {fresh} instances for {clients} clients")
     else:
         bad(f"the virtualiser opened {fresh} instances for {clients} clients")
+
+    # Past the fork grant's max_instances (8) the manager refuses: new clients beyond it get no
+    # instance, and a burst of a refused flow's datagrams costs one ASSIGN, not one each (the
+    # virtualiser backs off that flow for 10 ms); the clients already served are unaffected.
+    served, refused_replies, burst = 0, 0, 40
+    for k in range(clients, MAX_INSTANCES + 2):
+        addr = f"192.168.77.{10 + k}"
+        if k < MAX_INSTANCES:
+            reply = link.request(addr, 40000, rid, b"version\r\n")
+            rid += 1
+            served += reply is not None and reply.startswith("VERSION")
+            continue
+        payload = struct.pack("!HHHH", rid, 0, 1, 0) + b"version\r\n"
+        frame = udp_frame(link.node_mac, addr, 40000, payload)
+        for _ in range(burst):
+            link.send(frame)
+        link.pump(1.5)
+        refused_replies += sum(1 for dst, _, _ in link.replies if dst == addr)
+        rid += 1
+    if served == MAX_INSTANCES - clients:
+        ok(f"clients up to the grant's {MAX_INSTANCES} instances are served")
+    else:
+        bad(f"{served} of {MAX_INSTANCES - clients} clients within max_instances served")
+    with open(log_path, errors="replace") as f:
+        lines = len(re.findall(r"net-virt: the manager gave no instance", f.read()))
+    # The virtualiser logs a refusal when its count reaches a power of two: 2 flows x 40
+    # datagrams asked each time would log 7 lines (1, 2, ... 64); backed off, 2 or 3.
+    if refused_replies == 0 and 1 <= lines <= 3:
+        ok(f"2 refused clients x {burst} datagrams: no reply, {lines} refusal log lines (backed off)")
+    else:
+        bad(f"refused clients: {refused_replies} replies, {lines} refusal log lines (expected 0 and 1..3)")
+    reply = link.request(addrs[0], 40000, rid, b"get owner\r\n")
+    if reply is not None and f"\r\n{names[0]}\r\n" in reply:
+        ok("a client served before the refusals still reads its own value")
+    else:
+        bad(f"{addrs[0]} after the refusals read {reply!r}")
 
 
 if __name__ == "__main__":
