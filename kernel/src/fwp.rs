@@ -338,49 +338,28 @@ fn prepare(s: &mut State, t: usize, index: usize) -> Result<(), Error> {
     let pages: &'static [PlanPage] = &table[..n];
     // The address ranges teardown walks (none: more than MAX_RANGES, walk whole tables).
     let ranges: &'static [(u64, u64)] = match ranges(&s.info, index) {
-        Some((r, k)) => {
-            let stored = s.mem.alloc_table(k.max(1), (0u64, 0u64)).ok_or(Error::OutOfMemory)?;
-            stored[..k].copy_from_slice(&r[..k]);
-            &stored[..k]
-        }
+        Some((r, k)) => s.mem.alloc_from(r[..k].iter().copied()).ok_or(Error::OutOfMemory)?,
         None => &[],
     };
     // Static maps and instance windows, read from the description once here.
     let info = &s.info;
-    let static_maps = || {
-        info.template_maps(&d).map(|m| info.template_map(m)).filter_map(|mp| match mp.region {
-            TemplateRegion::Static(r) => Some(StaticMap {
-                region: info.region(r as usize),
-                vaddr: mp.vaddr,
-                attrs: PageAttrs { read: mp.perms.read, write: mp.perms.write, execute: mp.perms.execute, device: !mp.cached, owned: false },
-            }),
-            TemplateRegion::Instance(_) => None,
-        })
-    };
-    let statics = s.mem.alloc_table(static_maps().count().max(1), StaticMap { region: Default::default(), vaddr: 0, attrs: PageAttrs::default() }).ok_or(Error::OutOfMemory)?;
-    let mut n = 0;
-    for m in static_maps() {
-        statics[n] = m;
-        n += 1;
-    }
-    let statics: &'static [StaticMap] = &statics[..n];
-    let template_windows = || {
-        (0..info.instance_window_count()).map(|w| info.instance_window(w)).filter(|w| w.template as usize == index).map(|w| Window {
-            pd: w.pd,
-            vaddr: w.vaddr,
-            stride: w.stride,
-            src: region_vaddr(info, &w).unwrap_or(0),
-            size: info.instance_region(w.instance_region as usize).size,
-            attrs: PageAttrs { read: w.perms.read, write: w.perms.write, execute: false, device: !w.cached, owned: false },
-        })
-    };
-    let windows = s.mem.alloc_table(template_windows().count().max(1), Window { pd: 0, vaddr: 0, stride: 0, src: 0, size: 0, attrs: PageAttrs::default() }).ok_or(Error::OutOfMemory)?;
-    let mut n = 0;
-    for w in template_windows() {
-        windows[n] = w;
-        n += 1;
-    }
-    let windows: &'static [Window] = &windows[..n];
+    let statics = info.template_maps(&d).map(|m| info.template_map(m)).filter_map(|mp| match mp.region {
+        TemplateRegion::Static(r) => {
+            Some(StaticMap { region: info.region(r as usize), vaddr: mp.vaddr, attrs: crate::loader::attrs(mp.perms, mp.cached) })
+        }
+        TemplateRegion::Instance(_) => None,
+    });
+    let statics = s.mem.alloc_from(statics).ok_or(Error::OutOfMemory)?;
+    let windows = (0..info.instance_window_count()).map(|w| info.instance_window(w)).filter(|w| w.template as usize == index).map(|w| Window {
+        pd: w.pd,
+        vaddr: w.vaddr,
+        stride: w.stride,
+        src: region_vaddr(info, &w).unwrap_or(0),
+        size: info.instance_region(w.instance_region as usize).size,
+        // Windows never execute.
+        attrs: crate::loader::attrs(bootinfo::Perms { execute: false, ..w.perms }, w.cached),
+    });
+    let windows = s.mem.alloc_from(windows).ok_or(Error::OutOfMemory)?;
     let holder_badge = (0..info.channel_array_count())
         .map(|a| info.channel_array(a))
         .find(|a| a.template as usize == index && a.pd.pd == tpl.holder)

@@ -37,7 +37,8 @@ impl core::fmt::Display for LoadError {
     }
 }
 
-fn attrs(perms: Perms, cached: bool) -> PageAttrs {
+/// The page attributes of a map with these permissions and caching.
+pub(crate) fn attrs(perms: Perms, cached: bool) -> PageAttrs {
     PageAttrs { read: perms.read, write: perms.write, execute: perms.execute, device: !cached, owned: false }
 }
 

@@ -119,6 +119,22 @@ impl Memory {
 
     /// A table of `n` values, each `init`, in fresh frames that live for the rest of the run.
     pub fn alloc_table<T: Copy>(&mut self, n: usize, init: T) -> Option<&'static mut [T]> {
+        self.alloc_with(n, |_| init)
+    }
+
+    /// A table of the values `items` yields, in fresh frames that live for the rest of the run.
+    /// `items` is walked twice (to count, then to fill), so it must be a pure view (of the boot
+    /// description, say).
+    pub fn alloc_from<T: Copy>(&mut self, items: impl Iterator<Item = T> + Clone) -> Option<&'static [T]> {
+        let n = items.clone().count();
+        let mut items = items;
+        let table = self.alloc_with(n, |_| items.next().expect("a pure iterator yields the same items again"))?;
+        Some(table)
+    }
+
+    /// A table of `n` values, the `i`th `item(i)`, in fresh frames that live for the rest of the
+    /// run.
+    fn alloc_with<T: Copy>(&mut self, n: usize, mut item: impl FnMut(usize) -> T) -> Option<&'static mut [T]> {
         let bytes = (n * core::mem::size_of::<T>()).max(1) as u64;
         let count = bytes.div_ceil(FRAME_SIZE) as usize;
         let align = (core::mem::align_of::<T>() as u64).max(FRAME_SIZE);
@@ -128,7 +144,7 @@ impl Memory {
         unsafe {
             let ptr = phys_to_virt(paddr) as *mut MaybeUninit<T>;
             for i in 0..n {
-                (*ptr.add(i)).write(init);
+                (*ptr.add(i)).write(item(i));
             }
             Some(core::slice::from_raw_parts_mut(ptr as *mut T, n))
         }
