@@ -20,9 +20,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use memcached::{Action, Config, Connection, Store};
+use memcached::{Action, Connection, Store};
 
-const START: u32 = 1_700_000_000;
+mod common;
+
+use common::{config, START};
 
 /// xorshift64*: the piece-cutting decisions, seeded from the header.
 struct Rng(u64);
@@ -45,25 +47,6 @@ impl Rng {
 
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
-    }
-}
-
-fn config(byte: u8) -> Config {
-    Config {
-        memory_limit: [1024, 4096, 16 * 1024, 64 * 1024][usize::from(byte & 3)],
-        evictions: byte & 4 == 0,
-        strict_keys: byte & 8 != 0,
-        item_size_max: if byte & 16 != 0 {
-            2048
-        } else {
-            Config::default().item_size_max
-        },
-        max_get_line: if byte & 32 != 0 {
-            3000
-        } else {
-            Config::default().max_get_line
-        },
-        ..Config::default()
     }
 }
 

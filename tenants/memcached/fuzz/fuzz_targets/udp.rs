@@ -1,9 +1,9 @@
 //! Fuzz target: UDP request datagrams into `udp::handle_datagram`.
 //!
-//! Input: one configuration byte (as in the `stream` target: memory limit, evictions, strict
-//! keys, item size limit), then datagrams, each as a big-endian 16-bit length and that many
-//! bytes (frame header included; the last one takes what is left). The clock moves a second
-//! per datagram.
+//! Input: one configuration byte (`common::config`, as in the `stream` target: memory limit,
+//! evictions, strict keys, item size and `get` line limits), then datagrams, each as a
+//! big-endian 16-bit length and that many bytes (frame header included; the last one takes
+//! what is left). The clock moves a second per datagram.
 //!
 //! Checks, beyond "nothing panics": every reply datagram is at most `MAX_DATAGRAM` bytes, has a
 //! payload, carries the request id, sequence `0..n` of `n` and reserved 0; requests without a
@@ -14,23 +14,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use memcached::udp::{self, FrameHeader, HEADER_SIZE, MAX_DATAGRAM};
-use memcached::{Config, Connection, Store};
+use memcached::{Connection, Store};
 
-const START: u32 = 1_700_000_000;
+mod common;
 
-fn config(byte: u8) -> Config {
-    Config {
-        memory_limit: [1024, 4096, 16 * 1024, 64 * 1024][usize::from(byte & 3)],
-        evictions: byte & 4 == 0,
-        strict_keys: byte & 8 != 0,
-        item_size_max: if byte & 16 != 0 {
-            2048
-        } else {
-            Config::default().item_size_max
-        },
-        ..Config::default()
-    }
-}
+use common::{config, START};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&config_byte, mut rest)) = data.split_first() else {
