@@ -29,12 +29,7 @@ out=build/instances-icount
 mkdir -p "$out"
 
 [ "${SKIP_BUILD:-0}" = 1 ] || tools/build-bare.sh >/dev/null || { echo "icount: build failed"; exit 1; }
-last=$((11211 + n - 1))
-sed -e "s/ports 11211-11218/ports 11211-$last/" -e "s/idle 60 /idle 600 /" system.services.conf >"$out/system.services.conf"
-cp system.routes.conf "$out/"
-sed -e "s/max_instances=\"8\" memory=\"0x10000000\"/max_instances=\"$n\" memory=\"${QUOTA:-0x3a000000}\"/" system.xml >"$out/system.xml"
-grep -q "max_instances=\"$n\"" "$out/system.xml" || { echo "icount: system.xml no longer has the fork grant this widens"; exit 1; }
-grep -q "idle 600 " "$out/system.services.conf" || { echo "icount: system.services.conf no longer says 'idle 60 '"; exit 1; }
+why=$(tests/instances/widen.sh "$n" "$out" 600) || { echo "icount: $why"; exit 1; }
 
 variants=(after)
 [ -n "${BEFORE:-}" ] && variants=(before after)

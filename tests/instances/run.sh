@@ -27,12 +27,8 @@ finish() { echo "instances-scale: $passed passed, $failed failed"; [ "$failed" =
 cargo build -q --release -p edgeos-loadgen -p edgeos-manager-core || { bad "host tools build"; finish; }
 
 # The default description with the service and the fork grant widened to N instances.
-last=$((11211 + n - 1))
-sed -e "s/ports 11211-11218/ports 11211-$last/" system.services.conf >"$out/system.services.conf"
-cp system.routes.conf "$out/"
-sed -e "s/max_instances=\"8\" memory=\"0x10000000\"/max_instances=\"$n\" memory=\"${QUOTA:-0x3a000000}\"/" system.xml >"$out/system.xml"
-if ! grep -q "max_instances=\"$n\"" "$out/system.xml"; then
-    bad "system.xml no longer has the fork grant this test widens (max_instances=\"8\" memory=\"0x10000000\")"
+if ! why=$(tests/instances/widen.sh "$n" "$out"); then
+    bad "$why"
     finish
 fi
 if ! cargo run -q --bin edgeos -- build "$out/system.xml" --board qemu-virt-aarch64 --search-path build/elf \
